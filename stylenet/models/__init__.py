@@ -1,0 +1,5 @@
+"""Image transformation networks."""
+
+from stylenet.models.transformer import TransformerConfig, TransformerNet
+
+__all__ = ["TransformerConfig", "TransformerNet"]

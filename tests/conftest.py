@@ -1,0 +1,92 @@
+"""Shared fixtures: offline settings, real VGG-16 weights, tiny photo folders, composed configs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from stylenet.samples import package_photos, stained_glass
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_VGG16 = REPO.parent / "shared" / "data" / "vgg16_features_imagenet.safetensors"
+
+# Tests never reach the network: W&B writes offline runs, torch hub has nowhere to download from.
+os.environ["WANDB_MODE"] = "offline"
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ["HYDRA_FULL_ERROR"] = "1"
+if not os.environ.get("STYLENET_VGG16_WEIGHTS") and SHARED_VGG16.is_file():
+    os.environ["STYLENET_VGG16_WEIGHTS"] = str(SHARED_VGG16)
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="session")
+def vgg16_weights() -> str:
+    """Path of the real ImageNet VGG-16 weights; tests that claim quality need them."""
+    path = os.environ.get("STYLENET_VGG16_WEIGHTS")
+    if not path or not Path(path).is_file():
+        pytest.skip("real VGG-16 weights not available: set STYLENET_VGG16_WEIGHTS")
+    return path
+
+
+@pytest.fixture(scope="session")
+def photo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Real photos (shipped in scikit-image / scikit-learn), downscaled to a long side of 96."""
+    root = tmp_path_factory.mktemp("photos")
+    package_photos(root, max_side=96)
+    return root
+
+
+@pytest.fixture(scope="session")
+def style_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("style") / "glass.png"
+    stained_glass(128, cells=40).save(path)
+    return path
+
+
+@pytest.fixture
+def hydra_init() -> Iterator[None]:
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="stylenet.configs", version_base="1.3"):
+        yield
+    GlobalHydra.instance().clear()
+
+
+def compose_train(overrides: list[str], output_dir: Path) -> DictConfig:
+    """Compose configs/train.yaml as `stylenet-train` would, with a fixed output dir.
+
+    Must run inside `hydra_init`.
+    """
+    cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+    return cfg
+
+
+def tiny_run_overrides(style: Path, photos: Path, *, steps: int = 4) -> list[str]:
+    """A CPU run of a few seconds: tiny crops, small batches, no worker processes."""
+    return [
+        f"style.image={style}",
+        f"data.root={photos}",
+        "trainer=cpu",
+        "data.image_size=32",
+        "data.batch_size=2",
+        "data.num_workers=0",
+        "data.max_val_images=2",
+        f"trainer.max_steps={steps}",
+        f"trainer.val_check_interval={max(1, steps // 2)}",
+        "trainer.log_every_n_steps=1",
+        "trainer.enable_progress_bar=false",
+        f"callbacks.model_checkpoint.every_n_train_steps={max(1, steps // 2)}",
+        "~callbacks.progress_bar",
+        "style.size=64",
+    ]

@@ -1,0 +1,140 @@
+"""End-to-end training: real Lightning trainer, real Hydra composition, real VGG-16 weights,
+W&B in offline mode. Tiny photos and few steps keep each run to seconds on a CPU."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from stylenet.model_file import load_model
+from stylenet.train import train
+from tests.conftest import compose_train, tiny_run_overrides
+
+pytestmark = pytest.mark.slow
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "csv" / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def val_series(rows: list[dict[str, str]], key: str) -> list[tuple[int, float]]:
+    return [(int(r["step"]), float(r[key])) for r in rows if r.get(key)]
+
+
+def test_training_lowers_style_loss_and_writes_artifacts(
+    hydra_init, tmp_path, photo_dir, style_path, vgg16_weights
+) -> None:
+    overrides = [
+        *tiny_run_overrides(style_path, photo_dir, steps=24),
+        "data.image_size=64",
+        "logger=many",
+    ]
+    run_dir = tmp_path / "run"
+    metrics = train(compose_train(overrides, run_dir))
+
+    assert metrics["global_step"] == 24
+    # Held-out style loss: logged before training (step 0) and at every validation.
+    style = val_series(read_metrics(run_dir), "val/style")
+    assert style[0][0] == 0 and style[-1][0] >= 23
+    assert style[-1][1] < 0.7 * style[0][1], style
+
+    # Checkpoints every N steps + last, with optimizer state and without the VGG.
+    ckpts = sorted(p.name for p in (run_dir / "checkpoints").glob("*.ckpt"))
+    assert "last.ckpt" in ckpts and "step0000012.ckpt" in ckpts
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt["global_step"] == 24
+    assert ckpt["optimizer_states"] and ckpt["optimizer_states"][0]["state"]
+    assert not [k for k in ckpt["state_dict"] if k.startswith("loss.vgg")]
+    assert any(k.startswith("net.") for k in ckpt["state_dict"])
+    assert ckpt["stylenet"]["config"] == {"base_channels": 32, "num_residual_blocks": 5}
+
+    # The exported model reproduces the trained network.
+    net = load_model(metrics["model_path"])
+    state = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k[:4] == "net."}
+    for name, value in net.state_dict().items():
+        torch.testing.assert_close(value, state[name])
+
+    # The resolved config and the image grids sit in the run dir.
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert saved["style"]["image"] == str(style_path)
+    assert sorted(p.name for p in (run_dir / "images").glob("*.png"))[0] == "val_step0000000.png"
+
+    # A W&B offline run with the config, the loss curves and the stylized image grids.
+    wandb_runs = list((run_dir / "wandb").glob("offline-run-*"))
+    assert len(wandb_runs) == 1
+    media = list(wandb_runs[0].glob("files/media/images/val/*.png"))
+    assert len(media) >= 2, list(wandb_runs[0].rglob("*"))
+    # wandb ≥0.19 keeps config and history in its protobuf transaction log until `wandb sync`.
+    log = next(wandb_runs[0].glob("run-*.wandb")).read_bytes()
+    for key in (b"val/style", b"train/content", b"style_weight", str(style_path).encode()):
+        assert key in log, key
+
+
+def test_resume_continues_step_count_and_optimizer(
+    hydra_init, tmp_path, photo_dir, style_path
+) -> None:
+    base = [*tiny_run_overrides(style_path, photo_dir, steps=4), "logger=csv"]
+    first = train(compose_train([*base, "loss.vgg.weights=random"], tmp_path / "a"))
+    last = Path(first["run_dir"]) / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=False)["global_step"] == 4
+
+    resumed = train(
+        compose_train(
+            [*base, "loss.vgg.weights=random", "trainer.max_steps=7", f"ckpt_path={last}"],
+            tmp_path / "b",
+        )
+    )
+    assert resumed["global_step"] == 7
+    ckpt = torch.load(tmp_path / "b" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt["global_step"] == 7
+    adam_state = ckpt["optimizer_states"][0]["state"][0]
+    assert int(adam_state["step"]) == 7  # Adam's own counter went on from 4
+    rows = read_metrics(tmp_path / "b")
+    assert min(int(r["step"]) for r in rows if r.get("train/total")) >= 4
+
+
+def test_bad_inputs_fail_before_training(hydra_init, tmp_path, photo_dir, style_path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cfg = compose_train([*tiny_run_overrides(style_path, empty), "logger=none"], tmp_path / "r1")
+    with pytest.raises(ValueError, match=re.escape(str(empty))):
+        train(cfg)
+    missing = tmp_path / "nope.jpg"
+    cfg = compose_train([*tiny_run_overrides(missing, photo_dir), "logger=none"], tmp_path / "r2")
+    with pytest.raises(FileNotFoundError, match=r"style.image=.*nope.jpg"):
+        train(cfg)
+
+
+def test_multirun_sweep_makes_separate_runs(tmp_path, photo_dir, style_path) -> None:
+    sweep_dir = tmp_path / "sweep"
+    cmd = [
+        sys.executable,
+        "-m",
+        "stylenet.train",
+        "-m",
+        *[o for o in tiny_run_overrides(style_path, photo_dir, steps=2)],
+        "loss.style_weight=1,2",
+        "logger=wandb",
+        f"hydra.sweep.dir={sweep_dir}",
+    ]
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = sorted(p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit())
+    assert [j.name for j in jobs] == ["0", "1"]
+    weights = []
+    for job in jobs:
+        assert (job / "model.pt").is_file()
+        assert len(list((job / "wandb").glob("offline-run-*"))) == 1
+        weights.append(yaml.safe_load((job / "config.yaml").read_text())["loss"]["style_weight"])
+    assert weights == [1.0, 2.0]
+    assert proc.stdout.count("run dir:") == 2
