@@ -59,6 +59,7 @@ class StyleTransferModule(pl.LightningModule):
         self.num_log_images = num_log_images
         self.image_dir = Path(image_dir) if image_dir else None
         self.loss.set_style(load_image_tensor(self.style_image, size=style_size))
+        self.last_val_step = -1  # global step of the latest validation
 
     def forward(self, images: Tensor) -> Tensor:
         return self.net(images)
@@ -96,6 +97,10 @@ class StyleTransferModule(pl.LightningModule):
         if batch_idx == 0 and self.num_log_images > 0 and not self.trainer.sanity_checking:
             n = min(self.num_log_images, images.shape[0])
             self._log_grid(images[:n], stylized[:n])
+
+    def on_validation_epoch_end(self) -> None:
+        if not self.trainer.sanity_checking:
+            self.last_val_step = self.global_step
 
     def _log_grid(self, content: Tensor, stylized: Tensor) -> None:
         grid = make_grid(list(zip(content.float().cpu(), stylized.float().cpu(), strict=True)))

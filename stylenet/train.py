@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         Final metrics (floats) plus ``run_dir`` and ``model_path``.
     """
     _check_inputs(cfg)
+    # The frozen VGG is in eval mode on purpose (losses/vgg.py); Lightning warns about it.
+    warnings.filterwarnings(
+        "ignore", message=r".*module\(s\) in eval mode", module="pytorch_lightning"
+    )
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     # The resolved job config (Hydra's own settings stay in .hydra/ next to it).
@@ -83,6 +88,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        if module.last_val_step != trainer.global_step and not trainer.interrupted:
+            # Final held-out losses and grid, whatever val_check_interval was.
+            trainer.validate(module, datamodule=datamodule, verbose=False)
         # ModelCheckpoint refreshes last.ckpt only every N steps; make it the final state so a
         # resume (or an interrupted run, which Lightning ends gracefully) loses no step.
         callback = trainer.checkpoint_callback
