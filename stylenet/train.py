@@ -20,6 +20,7 @@ import hydra
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities import rank_zero_only
 
 from stylenet.model_file import save_model
 from stylenet.module import StyleTransferModule
@@ -146,8 +147,9 @@ def _finish_wandb() -> None:
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns the optimized metric for sweepers."""
     metrics = train(cfg)
-    print(f"run dir: {metrics['run_dir']}", flush=True)
-    print(f"model:   {metrics['model_path']}", flush=True)
+    if rank_zero_only.rank == 0:
+        print(f"run dir: {metrics['run_dir']}", flush=True)
+        print(f"model:   {metrics['model_path']}", flush=True)
     value = metrics.get(cfg.get("optimized_metric") or "")
     return value if value is None or math.isfinite(value) else float("inf")
 

@@ -87,6 +87,5 @@ def tiny_run_overrides(style: Path, photos: Path, *, steps: int = 4) -> list[str
         "trainer.log_every_n_steps=1",
         "trainer.enable_progress_bar=false",
         f"callbacks.model_checkpoint.every_n_train_steps={max(1, steps // 2)}",
-        "~callbacks.progress_bar",
         "style.size=64",
     ]

@@ -139,3 +139,24 @@ def test_multirun_sweep_makes_separate_runs(tmp_path, photo_dir, style_path) -> 
         weights.append(yaml.safe_load((job / "config.yaml").read_text())["loss"]["style_weight"])
     assert weights == [1.0, 2.0]
     assert proc.stdout.count("run dir:") == 2
+
+
+def test_ddp_on_two_cpu_processes(tmp_path, photo_dir, style_path) -> None:
+    # The DDP code path (process launch, rank-zero export and logging) without GPUs: gloo backend.
+    run_dir = tmp_path / "ddp"
+    cmd = [
+        sys.executable,
+        "-m",
+        "stylenet.train",
+        *tiny_run_overrides(style_path, photo_dir, steps=4),
+        "loss.vgg.weights=random",
+        "trainer.strategy=ddp",
+        "trainer.devices=2",
+        "logger=csv",
+        f"hydra.run.dir={run_dir}",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("run dir:") == 1  # printed by rank 0 only
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 4
+    assert load_model(run_dir / "model.pt") is not None
