@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import os
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +17,8 @@ import torchvision.transforms.v2.functional as TF
 from PIL import Image, ImageOps, features
 from torch import Tensor
 from torchvision.utils import make_grid as _tv_make_grid
+
+from stylenet.fileio import atomic_write
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -302,47 +303,12 @@ def save_image(image: Tensor | Image.Image, path: str | Path, *, overwrite: bool
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None or fmt not in Image.SAVE:
         raise ValueError(f"cannot tell which image format to write from the name {path}")
-    if not overwrite and path.exists():
-        raise FileExistsError(f"{path} already exists (pass overwrite=True to replace it)")
     img = tensor_to_pil(image) if isinstance(image, Tensor) else image
     if fmt in ("JPEG", "MPO") and img.mode not in ("RGB", "L", "CMYK"):
         img = _to_rgb(img)
     params = {"quality": _JPEG_QUALITY} if fmt in ("JPEG", "MPO", "WEBP") else {}
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A fresh name in the destination folder, so the final move is a same-filesystem rename.
-    # os.open with 0o666 (rather than tempfile's 0o600) lets the umask decide the final mode,
-    # as for any other file the user writes.
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            img.save(fh, format=fmt, **params)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            _move_no_clobber(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _move_no_clobber(tmp: Path, path: Path) -> None:
-    # link() fails if the destination exists, closing the race between the exists() check and
-    # the move; fall back to replace() on filesystems without hard links.
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        raise FileExistsError(
-            f"{path} already exists (pass overwrite=True to replace it)"
-        ) from None
-    except OSError:
-        os.replace(tmp, path)
-        return
-    tmp.unlink()
+    return atomic_write(path, lambda fh: img.save(fh, format=fmt, **params), overwrite=overwrite)
 
 
 def find_images(root: str | Path, *, recursive: bool = True) -> list[Path]:

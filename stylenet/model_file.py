@@ -11,12 +11,12 @@ It is a plain ``torch.save`` of a dict of strings, numbers and tensors, loaded w
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from stylenet.fileio import atomic_write
 from stylenet.models import TransformerConfig, TransformerNet
 
 FORMAT = "stylenet.TransformerNet"
@@ -31,8 +31,6 @@ def save_model(
     net: TransformerNet, path: str | os.PathLike, *, metadata: dict[str, Any] | None = None
 ) -> Path:
     """Write `net` as a self-describing model file (atomically: never a half-written file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -40,15 +38,7 @@ def save_model(
         "state_dict": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
         "metadata": dict(metadata or {}),
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write(path, lambda fh: torch.save(payload, fh), overwrite=True)
 
 
 def read_model_file(path: str | os.PathLike) -> dict[str, Any]:

@@ -22,7 +22,6 @@ import io
 import os
 import pickle
 import re
-import secrets
 import shlex
 import socket
 import subprocess
@@ -41,6 +40,8 @@ import torch
 import torchvision
 from safetensors import safe_open
 from safetensors.torch import load_file
+
+from stylenet.fileio import atomic_write
 
 VGG16_FILENAME = "vgg16_features_imagenet.safetensors"
 # torchvision VGG16_Weights.IMAGENET1K_V1 (torchvision/models/vgg.py); by torch hub convention the
@@ -319,22 +320,10 @@ def save_cache(
     path = Path(path) if path is not None else cached_vgg16_path()
     # clone: safetensors refuses tensors that share storage (views of one flat buffer, say).
     tensors = {k: v.clone() for k, v in _validate(state_dict, "weights to save").items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Serialized in memory (58 MB) and written with open(): safetensors' save_file and mkstemp
-    # both create 0600 files, which breaks caches shared by a group. The random part of the name
-    # keeps hosts that share a cache over NFS from colliding.
+    # Serialized in memory (58 MB): safetensors' save_file creates 0600 files, which breaks
+    # caches shared by a group; atomic_write lets the umask decide.
     data = safetensors.torch.save(tensors, metadata={**_METADATA, **(metadata or {})})
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with tmp.open("xb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())  # the rename must not land before the data after a crash
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda fh: fh.write(data), overwrite=True)
 
 
 def _sha256_file(path: Path) -> str:
