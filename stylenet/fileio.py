@@ -10,6 +10,27 @@ from pathlib import Path
 from typing import BinaryIO
 
 
+class FileReadError(Exception):
+    """A file could not be read or decoded; the message names the file and the reason.
+
+    Attributes:
+        path: The file.
+        reason: What went wrong, in words.
+    """
+
+    kind = "file"  # subclasses: "image", "video"
+
+    def __init__(self, path: str | os.PathLike, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"cannot read {self.kind} {self.path}: {reason}")
+
+    def __reduce__(self):
+        # DataLoader workers pickle exceptions back to the main process; the default reduce would
+        # call __init__ with the formatted message only.
+        return (type(self), (self.path, self.reason))
+
+
 def atomic_write(
     path: str | os.PathLike, write: Callable[[BinaryIO], object], *, overwrite: bool = False
 ) -> Path:

@@ -18,7 +18,7 @@ from PIL import Image, ImageOps, features
 from torch import Tensor
 from torchvision.utils import make_grid as _tv_make_grid
 
-from stylenet.fileio import atomic_write
+from stylenet.fileio import FileReadError, atomic_write
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -62,23 +62,10 @@ _ALPHA_BACKGROUND = (255, 255, 255)
 _JPEG_QUALITY = 95
 
 
-class ImageReadError(Exception):
-    """An image file could not be read or decoded.
+class ImageReadError(FileReadError):
+    """An image file could not be read or decoded (``.path``, ``.reason``)."""
 
-    Attributes:
-        path: The file.
-        reason: What went wrong, in words.
-    """
-
-    def __init__(self, path: str | Path, reason: str) -> None:
-        self.path = Path(path)
-        self.reason = reason
-        super().__init__(f"cannot read image {self.path}: {reason}")
-
-    def __reduce__(self):
-        # DataLoader workers pickle exceptions back to the main process; the default reduce would
-        # call __init__ with the formatted message only.
-        return (type(self), (self.path, self.reason))
+    kind = "image"
 
 
 def load_image(path: str | Path) -> Image.Image:

@@ -39,7 +39,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from stylenet.fileio import atomic_write
+from stylenet.fileio import FileReadError, atomic_write
 
 __all__ = [
     "VIDEO_EXTENSIONS",
@@ -124,23 +124,10 @@ _FALLBACK_RATE = Fraction(25)
 _MAX_TIMEBASE_DEN = 2**31 - 1
 
 
-class VideoReadError(Exception):
-    """A video file could not be opened or decoded.
+class VideoReadError(FileReadError):
+    """A video file could not be opened or decoded (``.path``, ``.reason``)."""
 
-    Attributes:
-        path: The file.
-        reason: What went wrong, in words.
-    """
-
-    def __init__(self, path: str | Path, reason: str) -> None:
-        self.path = Path(path)
-        self.reason = reason
-        super().__init__(f"cannot read video {self.path}: {reason}")
-
-    def __reduce__(self):
-        # Keep the exception picklable across worker processes (default reduce passes only the
-        # formatted message to __init__).
-        return (type(self), (self.path, self.reason))
+    kind = "video"
 
 
 @dataclass(frozen=True)
