@@ -20,10 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from stylenet.backends import load_backend
-from stylenet.export import export_onnx, export_torchscript
 from torch import Tensor
 
+from stylenet.backends import load_backend
+from stylenet.export import export_onnx, export_torchscript
 from stylenet.model_file import load_model, save_model
 from stylenet.models import TransformerNet
 
@@ -31,7 +31,8 @@ SIZES = {"256": (256, 256), "512": (512, 512), "1024": (1024, 1024), "1080p": (1
 
 
 def timed(fn: Callable[[Tensor], Tensor], x: Tensor, *, repeats: int, sync: bool) -> float:
-    """Median seconds of fn(x) after one warm-up call."""
+    """Median seconds of fn(x) after warm-up (two calls: compiled paths compile on the first)."""
+    fn(x)
     fn(x)
     if sync:
         torch.cuda.synchronize()
@@ -74,10 +75,14 @@ def main() -> None:
         )
         if not cuda:
             paths["onnxruntime"] = load_backend(onnx_path, device=device)
+        paths["eager compiled"] = load_backend(model, device=device, compile=True)
         for precision in ("fp16", "bf16"):
             try:
                 paths[f"eager {precision}"] = load_backend(
                     model, device=device, precision=precision
+                )
+                paths[f"eager {precision} compiled"] = load_backend(
+                    model, device=device, precision=precision, compile=True
                 )
                 if cuda:
                     paths[f"eager {precision} channels_last"] = load_backend(
@@ -91,9 +96,12 @@ def main() -> None:
             f", {torch.get_num_threads()} threads), torch {torch.__version__}, "
             f"model {args.model or 'random-init Johnson net'}, median of {args.repeats}\n"
         )
-        header = f"| path | {' | '.join(args.sizes)} |"
-        print(header + "\n|---|" + "---|" * len(args.sizes))
+        header = f"| path | {' | '.join(args.sizes)} | max abs diff vs baseline |"
+        print(header + "\n|---|" + "---|" * (len(args.sizes) + 1))
         base: dict[str, float] = {}
+        probe = torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(1)).to(device)
+        with torch.inference_mode():
+            reference = next(iter(paths.values()))(probe)
         for name, fn in paths.items():
             cells = []
             for size in args.sizes:
@@ -106,7 +114,9 @@ def main() -> None:
                 cells.append(
                     f"{1 / sec:.2f} img/s, {1000 * sec / mp:.0f} ms/MP, ×{sec / base[size]:.2f}"
                 )
-            print(f"| {name} | {' | '.join(cells)} |", flush=True)
+            with torch.inference_mode():
+                diff = (fn(probe).float() - reference).abs().max().item()
+            print(f"| {name} | {' | '.join(cells)} | {diff:.1e} |", flush=True)
         print("\n×: time relative to the baseline at the same size (lower is faster)")
 
 

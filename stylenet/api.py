@@ -183,6 +183,7 @@ def load(
     precision: str = "fp32",
     channels_last: bool = False,
     backend: str | None = None,
+    compile: bool = False,
     preserve_color: bool = False,
     strength: float = 1.0,
 ) -> Stylizer:
@@ -194,6 +195,7 @@ def load(
         precision: "fp32", "fp16" or "bf16" (where the device has it).
         channels_last: NHWC memory layout (eager and TorchScript).
         backend: Force "eager", "torchscript" or "onnxruntime" (default: from the file).
+        compile: `torch.compile` the eager network (faster for many same-size images).
         preserve_color: Default for luminance-only transfer.
         strength: Default stylization strength in [0, 1].
     """
@@ -203,5 +205,6 @@ def load(
         precision=precision,
         channels_last=channels_last,
         backend=backend,
+        compile=compile,
     )
     return Stylizer(be, preserve_color=preserve_color, strength=strength)

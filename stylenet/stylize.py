@@ -250,12 +250,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=["fp32", "fp16", "bf16"], default="fp32")
     p.add_argument("--channels-last", action="store_true", help="NHWC memory layout")
     p.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the network (eager backend): pays off over many same-size images",
+    )
+    p.add_argument(
         "--backend",
         choices=["eager", "torchscript", "onnxruntime"],
         help="default: from the model file's format",
     )
     p.add_argument("--batch-size", type=int, default=4, help="same-size images per forward pass")
-    p.add_argument("--tile", type=int, help="stylize in tiles of N px (very large images)")
+    p.add_argument(
+        "--tile", type=int, help="stylize in tiles of N px, e.g. 768 (bounded memory for huge images)"
+    )
     p.add_argument("--overlap", type=int, default=128, help="tile overlap in px (with --tile)")
     p.add_argument(
         "--stats-size",
@@ -306,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
             precision=args.precision,
             channels_last=args.channels_last,
             backend=args.backend,
+            compile=args.compile,
         )
     except (FileNotFoundError, ModelFileError, ValueError, RuntimeError) as err:
         print(f"stylenet-stylize: {err}", file=sys.stderr)

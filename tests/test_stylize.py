@@ -154,3 +154,27 @@ def test_cli_stylizes_a_video_and_reports_flicker(tmp_path, model_path, capsys) 
     frames, _, rate = read_video(out)
     assert frames.shape[0] == 8 and frames.shape[-2:] == (32, 48) and rate == 12
     assert "flicker" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_compiled_backend_matches_eager(model_path) -> None:
+    x = torch.rand(1, 3, 36, 44)
+    eager = stylenet.load(model_path, device="cpu")(x)
+    compiled = stylenet.load(model_path, device="cpu", compile=True)
+    assert compiled.backend.compiled
+    torch.testing.assert_close(compiled(x), eager, atol=1e-4, rtol=0)
+
+
+def test_cli_tiled_output_keeps_size_and_refuses_exports(tmp_path, model_path, capsys) -> None:
+    src = photo(tmp_path / "big.png", size=(203, 150))
+    out = tmp_path / "tiled.png"
+    args = [str(src), "-o", str(out), "-q", "--tile", "64", "--overlap", "16"]
+    assert main([model_path, *args]) == 0
+    assert load_image(out).size == (203, 150)
+    from stylenet.export import export_onnx
+    from stylenet.model_file import load_model
+
+    onnx_path = tmp_path / "m.onnx"
+    export_onnx(load_model(model_path), onnx_path)
+    assert main([str(onnx_path), *args[:2], str(tmp_path / "x.png"), *args[3:]]) == 2
+    assert "--tile" in capsys.readouterr().err
