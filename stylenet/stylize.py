@@ -261,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--batch-size", type=int, default=4, help="same-size images per forward pass")
     p.add_argument(
-        "--tile", type=int, help="stylize in tiles of N px, e.g. 768 (bounded memory for huge images)"
+        "--tile", type=int, help="stylize in N-px tiles, e.g. 768 (bounded memory for huge images)"
     )
     p.add_argument("--overlap", type=int, default=128, help="tile overlap in px (with --tile)")
     p.add_argument(
