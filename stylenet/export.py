@@ -207,17 +207,36 @@ def onnx_model_proto(net: TransformerNet, *, opset: int = DEFAULT_OPSET) -> onnx
 
 def verification_inputs() -> list[tuple[str, Tensor]]:
     """Named (B, 3, H, W) inputs an export must reproduce: random batches of several sizes (one
-    odd, one too small to reflect-pad) and a real-looking picture with flat regions and edges."""
+    odd, one too small to reflect-pad), a drawn picture with flat regions and edges, and a real
+    photo where scikit-image is installed."""
     from stylenet.samples import stained_glass
 
     gen = torch.Generator().manual_seed(0)
     glass = torch.from_numpy(np.asarray(stained_glass(224), dtype=np.float32) / 255.0)
-    return [
+    inputs = [
         ("random 2×3×64×80", torch.rand(2, 3, 64, 80, generator=gen)),
         ("random 1×3×37×53", torch.rand(1, 3, 37, 53, generator=gen)),
         ("random 2×3×5×3", torch.rand(2, 3, 5, 3, generator=gen)),
         ("stained glass 1×3×223×161", glass.permute(2, 0, 1)[None, :, :223, :161].contiguous()),
     ]
+    photo = _sample_photo()
+    if photo is not None:
+        inputs.append((f"photo 1×3×{photo.shape[2]}×{photo.shape[3]}", photo))
+    return inputs
+
+
+def _sample_photo() -> Tensor | None:
+    """A real photo, where scikit-image (which ships a few) is installed: 1×3×199×251 crop."""
+    try:
+        import skimage
+    except ImportError:
+        return None
+    from stylenet.images import load_image_tensor
+
+    path = Path(skimage.__file__).parent / "data" / "astronaut.png"
+    if not path.is_file():
+        return None
+    return load_image_tensor(path)[None, :, 100:299, 100:351].contiguous()
 
 
 def verify_export(
