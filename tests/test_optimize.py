@@ -1,0 +1,73 @@
+"""Gatys-style optimization of the image itself: each mode lowers its loss (real VGG-16)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from stylenet.images import load_image, load_image_tensor
+from stylenet.optimize import build_loss, main, optimize_image
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def content(photo_dir) -> torch.Tensor:
+    return load_image_tensor(photo_dir / "astronaut.jpg", size=64)[None, :, :64, :64]
+
+
+@pytest.fixture(scope="module")
+def style(style_path) -> torch.Tensor:
+    return load_image_tensor(style_path, size=64)[None]
+
+
+def test_style_mode_lowers_the_total_loss(content, style, vgg16_weights) -> None:
+    loss = build_loss("style")
+    loss.set_style(style)
+    result = optimize_image(loss, content, content=content, iterations=20, progress=False)
+    first, last = result.history[0]["total"], result.history[-1]["total"]
+    assert last < 0.5 * first
+    assert result.image.shape == content.shape
+    assert result.image.min() >= 0 and result.image.max() <= 1
+
+
+def test_texture_mode_ignores_content(style, vgg16_weights) -> None:
+    loss = build_loss("texture")
+    loss.set_style(style)
+    torch.manual_seed(0)
+    noise = torch.rand(1, 3, 48, 48)
+    a = optimize_image(loss, noise, content=None, iterations=15, progress=False)
+    b = optimize_image(loss, noise, content=torch.rand(1, 3, 48, 48), iterations=15, progress=False)
+    assert a.history[-1]["style"] < 0.5 * a.history[0]["style"]
+    assert a.history[-1]["content"] == 0
+    torch.testing.assert_close(a.image, b.image)  # a different "content" changes nothing
+
+
+def test_inversion_from_relu2_2_gets_close_to_the_photo(content, vgg16_weights) -> None:
+    loss = build_loss("invert", content_layer="relu2_2", tv_weight=0.0)
+    torch.manual_seed(0)
+    result = optimize_image(
+        loss, torch.rand_like(content), content=content, iterations=200, progress=False
+    )
+    mse = (result.image - content).pow(2).mean().item()
+    noise_mse = (torch.rand_like(content) - content).pow(2).mean().item()
+    psnr = 10 * math.log10(1 / mse)
+    assert psnr > 10 * math.log10(1 / noise_mse) + 8, psnr  # far closer than noise
+
+
+def test_cli_writes_the_image_and_refuses_to_overwrite(
+    tmp_path, photo_dir, style_path, vgg16_weights, capsys
+) -> None:
+    out = tmp_path / "o.png"
+    args = ["style", "--content", str(photo_dir / "coffee.jpg"), "--style", str(style_path)]
+    args += ["-o", str(out), "--size", "48", "--iterations", "4", "--save-every", "2"]
+    assert main(args) == 0
+    assert max(load_image(out).size) == 48
+    assert (tmp_path / "o_00002.png").is_file()
+    assert "s/iteration" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(args)
+    with pytest.raises(SystemExit):
+        main(["texture", "-o", str(tmp_path / "t.png")])  # needs --style
