@@ -16,6 +16,13 @@ ifeq ($(origin STYLENET_VGG16_WEIGHTS), undefined)
     export STYLENET_VGG16_WEIGHTS := $(SHARED_VGG16)
   endif
 endif
+# The 8-bit-quantized Caffe VGG-19 (Gatys' loss network) for the VGG-19 tests, same rule.
+SHARED_VGG19 := $(abspath ../shared/data/vgg19_features_imagenet_keras_kmeans256_fp16.safetensors)
+ifeq ($(origin STYLENET_VGG19_WEIGHTS), undefined)
+  ifneq ($(wildcard $(SHARED_VGG19)),)
+    export STYLENET_VGG19_WEIGHTS := $(SHARED_VGG19)
+  endif
+endif
 export WANDB_MODE ?= offline
 
 STYLE ?=

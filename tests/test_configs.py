@@ -53,7 +53,11 @@ def test_group_option_instantiates(hydra_init, tmp_path, override: str) -> None:
     elif group == "loss":
         with pytest.warns(UserWarning, match="RANDOMLY"):
             loss = instantiate(node)
-        assert loss.content_layers == ["relu2_2"]
+        if override == "loss=gatys":  # Gatys et al. 2016: VGG-19, relu4_2, relu1_1 … relu5_1
+            assert loss.vgg.arch == "vgg19" and loss.content_layers == ["relu4_2"]
+            assert list(loss.style_layers)[-1] == "relu5_1"
+        else:
+            assert loss.vgg.arch == "vgg16" and loss.content_layers == ["relu2_2"]
     else:
         assert instantiate(node) is not None
 

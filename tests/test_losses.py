@@ -1,4 +1,4 @@
-"""Loss functions, the VGG-16 loss network and the PerceptualLoss module."""
+"""Loss functions, the VGG-16/VGG-19 loss networks and the PerceptualLoss module."""
 
 from __future__ import annotations
 
@@ -8,14 +8,18 @@ from torch import nn
 
 from stylenet.losses import (
     VGG16_LAYERS,
+    VGG19_LAYERS,
+    InputNormalization,
     PerceptualLoss,
     VGG16Features,
+    VGGFeatures,
     content_loss,
     gram_matrix,
     pixel_loss,
     style_loss,
     total_variation,
 )
+from stylenet.losses.vgg import CAFFE, TORCHVISION
 
 
 @pytest.fixture(scope="module")
@@ -199,3 +203,94 @@ def test_perceptual_loss_builds_vgg_from_a_factory() -> None:
     with pytest.warns(UserWarning):
         PerceptualLoss(content_layers=["relu2_2"], style_layers=["relu1_2", "relu2_2"], vgg=factory)
     assert seen["layers"] == ["relu2_2", "relu1_2"]
+
+
+# --- VGG-19 and input conventions ----------------------------------------------------------
+
+# The `input` metadata sentences of the two weight files in ../shared/data (read from them).
+CAFFE_TEXT = (
+    "RGB 0-255 minus mean [123.68,116.779,103.939] "
+    "(Caffe/Keras convention, first layer flipped BGR->RGB)"
+)
+TORCHVISION_TEXT = "RGB in [0,1] normalized by mean (0.485,0.456,0.406) std (0.229,0.224,0.225)"
+
+
+def test_vgg19_layer_names() -> None:
+    assert len(VGG19_LAYERS) == 37 and VGG19_LAYERS[-1] == "pool5"
+    assert {"relu3_4", "relu4_2", "relu5_4"} <= set(VGG19_LAYERS)
+    assert "relu3_4" not in VGG16_LAYERS
+    # torchvision's vgg19().features indices of Gatys' layers
+    assert [VGG19_LAYERS.index(n) for n in ("relu1_1", "relu4_2", "relu5_1")] == [1, 22, 29]
+
+
+@pytest.mark.parametrize(
+    ("metadata", "expected"),
+    [
+        ({"input": CAFFE_TEXT}, CAFFE),
+        ({"input": TORCHVISION_TEXT}, TORCHVISION),
+        ({"input_convention": "caffe", "input": TORCHVISION_TEXT}, CAFFE),  # the key wins
+        ({}, None),
+    ],
+)
+def test_input_convention_is_read_from_the_weights_description(metadata, expected) -> None:
+    assert InputNormalization.from_metadata(metadata, "w.safetensors") == expected
+
+
+def test_other_described_conventions_are_kept_or_refused() -> None:
+    bgr = InputNormalization.from_metadata(
+        {"input": "BGR 0-255 minus mean [103.939,116.779,123.68]"}, "w"
+    )
+    assert (bgr.name, bgr.channels, bgr.scale) == ("custom", "BGR", 255.0)
+    assert bgr.mean == (103.939, 116.779, 123.68) and bgr.std == (1.0, 1.0, 1.0)
+    with pytest.raises(ValueError, match=r"w\.safetensors.*input range"):
+        InputNormalization.from_metadata({"input": "RGB, mean (1,2,3)"}, "w.safetensors")
+    with pytest.raises(ValueError, match="unknown input convention 'bgr'"):
+        InputNormalization.from_metadata({"input_convention": "bgr"}, "w")
+
+
+def test_a_vgg19_file_without_a_description_is_refused(tmp_path) -> None:
+    from stylenet.losses.vgg import _file_convention
+
+    path = tmp_path / "vgg19.pth"
+    torch.save({}, path)
+    with pytest.raises(ValueError, match=r"vgg19\.pth.*input_convention"):
+        _file_convention(path, "vgg19")
+    assert _file_convention(path, "vgg16") == TORCHVISION  # torchvision's layout and convention
+
+
+def test_caffe_convention_is_applied_inside() -> None:
+    with pytest.warns(UserWarning, match="RANDOMLY"):
+        vgg = VGGFeatures(["relu1_1"], arch="vgg19", weights="random", input_convention="caffe")
+    x = torch.rand(1, 3, 4, 4)
+    expected = x * 255 - torch.tensor(CAFFE.mean).view(1, 3, 1, 1)
+    torch.testing.assert_close((x - vgg.mean) / vgg.std, expected)
+    with pytest.raises(ValueError, match=r"unknown VGG-19 layer.*relu9_9"):
+        VGGFeatures(["relu9_9"], arch="vgg19", weights="random")
+
+
+def test_real_vgg19_uses_its_described_convention_and_discriminates(
+    vgg19_weights, photo_dir
+) -> None:
+    from stylenet.images import load_image_tensor
+
+    names = ("chelsea", "coffee", "astronaut", "china", "rocket")
+    photos = {n: next(photo_dir.glob(f"{n}.*")) for n in names}
+    images = {n: load_image_tensor(p, size=96)[None, :, :64, :64] for n, p in photos.items()}
+    query = images["chelsea"][..., 4:60, 2:62].flip(-1)  # crop + mirror of one gallery photo
+
+    def similarities(vgg: VGGFeatures) -> dict[str, float]:
+        q = vgg(query)["relu5_4"].mean(dim=(2, 3))
+        return {
+            n: torch.cosine_similarity(q, vgg(x)["relu5_4"].mean(dim=(2, 3))).item()
+            for n, x in images.items()
+        }
+
+    vgg = VGGFeatures(["relu5_4"], arch="vgg19")  # weights from STYLENET_VGG19_WEIGHTS
+    assert vgg.input_normalization == CAFFE
+    assert "STYLENET_VGG19_WEIGHTS" in vgg.weights_source
+    right = similarities(vgg)
+    others = max(v for n, v in right.items() if n != "chelsea")
+    assert right["chelsea"] > 0.8 and others < right["chelsea"] - 0.3, right
+    # Fed the wrong convention, the same weights tell the photos apart far less well.
+    wrong = similarities(VGGFeatures(["relu5_4"], arch="vgg19", input_convention="torchvision"))
+    assert max(v for n, v in wrong.items() if n != "chelsea") > others + 0.2, wrong

@@ -44,7 +44,7 @@ def tiny_vgg(monkeypatch: pytest.MonkeyPatch, shapes: dict) -> dict[str, tuple[i
     """VGG-16 with 1/16 of the channels: the CLI tests write and reload many files, and the
     real 58 MB would make each take seconds. Shape checks use the real VGG-16 elsewhere."""
     tiny = {k: tuple(max(3, d // 16) if d > 3 else d for d in s) for k, s in shapes.items()}
-    monkeypatch.setattr(weights, "_expected_shapes", lambda: tiny)
+    monkeypatch.setattr(weights, "_expected_shapes", lambda arch="vgg16": tiny)
     return tiny
 
 

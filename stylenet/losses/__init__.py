@@ -1,4 +1,4 @@
-"""Perceptual loss: frozen VGG-16 features, Gram matrices, total variation."""
+"""Perceptual loss: frozen VGG-16 (or VGG-19) features, Gram matrices, total variation."""
 
 from stylenet.losses.functional import (
     content_loss,
@@ -8,12 +8,21 @@ from stylenet.losses.functional import (
     total_variation,
 )
 from stylenet.losses.perceptual import PerceptualLoss
-from stylenet.losses.vgg import VGG16_LAYERS, VGG16Features
+from stylenet.losses.vgg import (
+    VGG16_LAYERS,
+    VGG19_LAYERS,
+    InputNormalization,
+    VGG16Features,
+    VGGFeatures,
+)
 
 __all__ = [
     "VGG16_LAYERS",
+    "VGG19_LAYERS",
+    "InputNormalization",
     "PerceptualLoss",
     "VGG16Features",
+    "VGGFeatures",
     "content_loss",
     "gram_matrix",
     "pixel_loss",
