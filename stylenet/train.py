@@ -87,6 +87,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(job_cfg, resolve=True))
 
+    fit_done = False
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         if module.last_val_step != trainer.global_step and not trainer.interrupted:
@@ -97,6 +98,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         callback = trainer.checkpoint_callback
         if callback is not None and callback.dirpath and trainer.global_step > 0:
             trainer.save_checkpoint(Path(callback.dirpath) / "last.ckpt")
+        fit_done = not trainer.interrupted
     finally:
         # Whatever happened, keep what was learned: an interrupted run still leaves a usable
         # model file next to its checkpoints.
@@ -106,7 +108,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 module.net,
                 model_path,
                 metadata={
-                    "style_image": str(cfg.style.image),
+                    # absolute: stylenet-evaluate reads it from anywhere
+                    "style_image": str(Path(cfg.style.image).resolve()),
                     "style_size": cfg.style.get("size"),
                     "global_step": trainer.global_step,
                     "image_size": cfg.data.get("image_size"),
@@ -114,6 +117,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 },
             )
             log.info("model written to %s", model_path)
+            if fit_done and cfg.get("evaluate") and cfg.evaluate.get("content"):
+                _evaluate_at_end(cfg, model_path, run_dir / "evaluate", loggers, trainer)
         _finish_wandb()
 
     if module.skipped_files:
@@ -131,6 +136,35 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         skipped_files=module.skipped_files,
     )
     return metrics
+
+
+def _evaluate_at_end(
+    cfg: DictConfig, model_path: Path, out_dir: Path, loggers: list, trainer: pl.Trainer
+) -> None:
+    """Run `stylenet-evaluate` on the new model and hand the report to the loggers. A failure
+    here is logged, never raised: the trained model is already safe on disk."""
+    from stylenet.evaluate import evaluate, log_report
+
+    try:
+        report = evaluate(
+            model_path,
+            cfg.evaluate.content,
+            out_dir,
+            size=cfg.evaluate.get("size"),
+            optimize=list(cfg.evaluate.get("optimize") or []),
+            vgg_weights=cfg.loss.get("vgg", {}).get("weights"),
+            device=str(module_device(trainer)),
+            overwrite=True,
+            progress=bool(cfg.trainer.get("enable_progress_bar", True)),
+        )
+        log_report(report, out_dir, loggers, step=trainer.global_step)
+        log.info("evaluation report written to %s", out_dir)
+    except Exception:
+        log.exception("end-of-training evaluation failed (the model is saved: %s)", model_path)
+
+
+def module_device(trainer: pl.Trainer) -> Any:
+    return trainer.strategy.root_device
 
 
 def _finish_wandb() -> None:

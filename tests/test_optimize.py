@@ -46,15 +46,14 @@ def test_texture_mode_ignores_content(style, vgg16_weights) -> None:
 
 
 def test_inversion_from_relu2_2_gets_close_to_the_photo(content, vgg16_weights) -> None:
-    loss = build_loss("invert", content_layer="relu2_2", tv_weight=0.0)
+    loss = build_loss("invert", content_layer="relu2_2")  # TV prior on (default weight 10)
     torch.manual_seed(0)
-    result = optimize_image(
-        loss, torch.rand_like(content), content=content, iterations=200, progress=False
-    )
-    mse = (result.image - content).pow(2).mean().item()
-    noise_mse = (torch.rand_like(content) - content).pow(2).mean().item()
-    psnr = 10 * math.log10(1 / mse)
-    assert psnr > 10 * math.log10(1 / noise_mse) + 8, psnr  # far closer than noise
+    noise = torch.rand_like(content)
+    result = optimize_image(loss, noise, content=content, iterations=150, progress=False)
+    psnr = 10 * math.log10(1 / (result.image - content).pow(2).mean().item())
+    start = 10 * math.log10(1 / (noise - content).pow(2).mean().item())
+    # Measured 21.9 dB after 100 iterations, 25.9 dB after 200 (the noise starts at ~7 dB).
+    assert psnr > 20 and psnr > start + 10, (start, psnr)
 
 
 def test_cli_writes_the_image_and_refuses_to_overwrite(
@@ -71,3 +70,15 @@ def test_cli_writes_the_image_and_refuses_to_overwrite(
         main(args)
     with pytest.raises(SystemExit):
         main(["texture", "-o", str(tmp_path / "t.png")])  # needs --style
+
+
+def test_vgg19_style_mode_uses_gatys_layers_and_lowers_the_loss(
+    content, style, vgg19_weights
+) -> None:
+    loss = build_loss("style", net="vgg19")
+    assert loss.vgg.arch == "vgg19" and loss.vgg.input_normalization.name == "caffe"
+    assert loss.content_layers == ["relu4_2"]
+    assert list(loss.style_layers) == ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+    loss.set_style(style)
+    result = optimize_image(loss, content, content=content, iterations=15, progress=False)
+    assert result.history[-1]["total"] < 0.5 * result.history[0]["total"]

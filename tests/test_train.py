@@ -4,6 +4,7 @@ W&B in offline mode. Tiny photos and few steps keep each run to seconds on a CPU
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import subprocess
@@ -101,6 +102,28 @@ def test_resume_continues_step_count_and_optimizer(
     assert int(adam_state["step"]) == 7  # Adam's own counter went on from 4
     rows = read_metrics(tmp_path / "b")
     assert min(int(r["step"]) for r in rows if r.get("train/total")) >= 4
+
+
+def test_end_of_training_evaluation_reaches_wandb(
+    hydra_init, tmp_path, photo_dir, style_path, vgg16_weights
+) -> None:
+    overrides = [
+        *tiny_run_overrides(style_path, photo_dir, steps=2),
+        "logger=wandb",
+        f"evaluate.content={photo_dir}",
+        "evaluate.size=32",
+        "evaluate.optimize=[3]",
+    ]
+    run_dir = tmp_path / "run"
+    train(compose_train(overrides, run_dir))
+    report = json.loads((run_dir / "evaluate" / "report.json").read_text())
+    assert len(report["rows"]) == len(list(photo_dir.iterdir()))
+    assert report["style_image"] == str(style_path.resolve())  # recorded absolute in model.pt
+    assert "3" in report["rows"][0]["optimization"]
+    (wandb_run,) = (run_dir / "wandb").glob("offline-run-*")
+    assert list(wandb_run.glob("files/media/table/eval/report*.table.json"))
+    assert list(wandb_run.glob("files/media/images/eval/grid*"))
+    assert b"eval/model_total" in next(wandb_run.glob("run-*.wandb")).read_bytes()
 
 
 def test_bad_inputs_fail_before_training(hydra_init, tmp_path, photo_dir, style_path) -> None:
