@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from stylenet.losses import PerceptualLoss, VGG16Features
+from stylenet.losses import PerceptualLoss, VGG16Features, VGGFeatures
 from stylenet.models import TransformerNet
 
 if TYPE_CHECKING:
@@ -12,7 +12,15 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-__all__ = ["PerceptualLoss", "Stylizer", "TransformerNet", "VGG16Features", "__version__", "load"]
+__all__ = [
+    "PerceptualLoss",
+    "Stylizer",
+    "TransformerNet",
+    "VGG16Features",
+    "VGGFeatures",
+    "__version__",
+    "load",
+]
 
 
 def load(path, **kwargs) -> Stylizer:
