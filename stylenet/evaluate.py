@@ -187,7 +187,7 @@ def evaluate(
         style_size: Long side of the style image for its Gram targets (default: recorded).
         size: Long side the photos are resized to (None: as they are).
         optimize: L-BFGS iteration counts to report for Gatys optimization (empty: skip it).
-        device: "cuda", "cpu", ... (default: CUDA if available).
+        device: "cuda", "mps", "cpu" (default: CUDA, else MPS, else CPU).
         overwrite: Replace report files already in `out_dir`.
         progress: tqdm bars.
 
@@ -213,8 +213,8 @@ def evaluate(
     if not photos:
         raise ValueError(f"no images found under {content}")
 
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    stylizer = stylenet.load(model_path, device=dev)
+    stylizer = stylenet.load(model_path, device=device)
+    dev = stylizer.device
     target = training_loss(model_path, style=style, style_size=style_size, vgg_weights=vgg_weights)
     loss = target.loss.to(dev)
     base = Path(content) if Path(content).is_dir() else Path(content).parent
@@ -444,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
         help="also run Gatys L-BFGS optimization and report it after these iteration counts "
         "(default when given without a value: 100,300,500)",
     )
-    p.add_argument("--device", help="cuda, cpu, ... (default: CUDA if available)")
+    p.add_argument("--device", help="cuda, mps, cpu (default: CUDA, else MPS, else CPU)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report")
     args = p.parse_args(argv)
     try:

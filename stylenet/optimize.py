@@ -254,11 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if style is not None and args.mode != "invert":
         loss.set_style(style)
-    if content is not None:
-        shape = content.shape
-    else:
-        side = args.size
-        shape = (1, 3, side, side)
+    shape = content.shape if content is not None else (1, 3, args.size, args.size)
     use_content = args.init == "content" or (args.init is None and args.mode == "style")
     init = content.clone() if use_content and content is not None else torch.rand(shape)
 

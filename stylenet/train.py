@@ -152,8 +152,7 @@ def _evaluate_at_end(
             out_dir,
             size=cfg.evaluate.get("size"),
             optimize=list(cfg.evaluate.get("optimize") or []),
-            vgg_weights=cfg.loss.get("vgg", {}).get("weights"),
-            device=str(module_device(trainer)),
+            device=str(trainer.strategy.root_device),
             overwrite=True,
             progress=bool(cfg.trainer.get("enable_progress_bar", True)),
         )
@@ -161,10 +160,6 @@ def _evaluate_at_end(
         log.info("evaluation report written to %s", out_dir)
     except Exception:
         log.exception("end-of-training evaluation failed (the model is saved: %s)", model_path)
-
-
-def module_device(trainer: pl.Trainer) -> Any:
-    return trainer.strategy.root_device
 
 
 def _finish_wandb() -> None:

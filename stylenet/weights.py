@@ -116,7 +116,7 @@ def cache_dir() -> Path:
 
 def cached_vgg16_path() -> Path:
     """Return where the converted VGG-16 features weights live in the cache (may not exist)."""
-    return cache_dir() / VGG16_FILENAME
+    return cached_weights_path("vgg16")
 
 
 def cached_weights_path(arch: str = "vgg16") -> Path:
