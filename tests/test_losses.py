@@ -294,3 +294,16 @@ def test_real_vgg19_uses_its_described_convention_and_discriminates(
     # Fed the wrong convention, the same weights tell the photos apart far less well.
     wrong = similarities(VGGFeatures(["relu5_4"], arch="vgg19", input_convention="torchvision"))
     assert max(v for n, v in wrong.items() if n != "chelsea") > others + 0.2, wrong
+
+
+def test_bgr_convention_normalizes_in_the_networks_channel_order(monkeypatch) -> None:
+    from stylenet.losses import vgg as vgg_module
+
+    # A file described as "BGR 0-255 minus mean [103.939,116.779,123.68]": mean in BGR order.
+    bgr = InputNormalization("custom", 255.0, (103.939, 116.779, 123.68), channels="BGR")
+    monkeypatch.setitem(vgg_module.CONVENTIONS, "bgr-test", bgr)
+    with pytest.warns(UserWarning, match="RANDOMLY"):
+        vgg = VGGFeatures(["conv1_1"], arch="vgg16", weights="random", input_convention="bgr-test")
+    x = torch.rand(1, 3, 6, 6)
+    expected = vgg.features.conv1_1(x.flip(1) * 255 - torch.tensor(bgr.mean).view(1, 3, 1, 1))
+    torch.testing.assert_close(vgg(x)["conv1_1"], expected, rtol=1e-4, atol=1e-3)

@@ -89,8 +89,9 @@ LAYERS = {"vgg16": VGG16_LAYERS, "vgg19": VGG19_LAYERS}
 
 @dataclass(frozen=True)
 class InputNormalization:
-    """What a VGG's weights expect: ``(x * scale - mean) / std`` per RGB channel, where x is the
-    RGB image in [0, 1]. `channels` is the order the first convolution reads ("RGB" or "BGR")."""
+    """What a VGG's weights expect: ``(x * scale - mean) / std`` per channel, where x is the image
+    in [0, 1] in the channel order the first convolution reads (`channels`: "RGB" or "BGR"); `mean`
+    and `std` are given in that order too, as weight files describe them."""
 
     name: str
     scale: float
@@ -184,8 +185,8 @@ def _file_convention(path: str | os.PathLike, arch: str) -> InputNormalization:
     raise ValueError(
         f"{path}: the file does not say which input convention its {weight_store.arch_label(arch)} "
         "weights expect (no 'input_convention' or 'input' metadata). Set loss.vgg.input_convention "
-        "(or --input-convention) to 'torchvision' (torchvision's weights) or 'caffe' (the original "
-        "Oxford/Caffe/Keras weights: RGB 0-255 minus the mean pixel)."
+        "(VGGFeatures(input_convention=...)) to 'torchvision' (torchvision's weights) or 'caffe' "
+        "(the original Oxford/Caffe/Keras weights: RGB 0-255 minus the mean pixel)."
     )
 
 
@@ -304,9 +305,9 @@ class VGGFeatures(nn.Module):
 
     def forward(self, images: Tensor) -> dict[str, Tensor]:
         """Activations of the requested layers: {name: (B, C, H', W')}."""
+        if self._bgr:  # mean/std are in the network's channel order
+            images = images.flip(1)
         x = (images - self.mean) / self.std
-        if self._bgr:
-            x = x.flip(1)
         wanted = set(self.layers)
         out: dict[str, Tensor] = {}
         for name, module in self.features.named_children():
