@@ -48,9 +48,11 @@ test: ## run the test suite (offline; ~15 min on 2 CPU cores)
 test-fast: ## unit tests only (skips the end-to-end training runs)
 	$(BIN)/python -m pytest -q -m "not slow"
 
-lint: ## ruff lint + format check
+lint: ## ruff, the import-layer contracts (lint-imports) and the type checker (mypy)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 format: ## ruff autofix + format
 	$(BIN)/ruff check --fix .
@@ -70,4 +72,4 @@ demo: ## fetch weights, train briefly on photos shipped in PyPI packages, styliz
 	$(BIN)/python scripts/demo.py --steps $(STEPS) --size $(SIZE) $(if $(STYLE),--style $(STYLE)) $(if $(DATA),--data $(DATA))
 
 clean: ## remove caches (keeps outputs/ and multirun/: they hold your runs)
-	rm -rf .pytest_cache .ruff_cache build dist *.egg-info
+	rm -rf .pytest_cache .ruff_cache .mypy_cache .import_linter_cache build dist *.egg-info

@@ -22,9 +22,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from stylenet.backends import load_backend
-from stylenet.export import export_onnx, export_torchscript
-from stylenet.model_file import load_model, save_model
+from stylenet.errors import ConfigError
+from stylenet.inference.backends import load_backend
+from stylenet.inference.export import export_onnx, export_torchscript
+from stylenet.inference.model_file import load_model, save_model
 from stylenet.models import TransformerNet
 
 SIZES = {"256": (256, 256), "512": (512, 512), "1024": (1024, 1024), "1080p": (1080, 1920)}
@@ -88,7 +89,7 @@ def main() -> None:
                     paths[f"eager {precision} channels_last"] = load_backend(
                         model, device=device, precision=precision, channels_last=True
                     )
-            except ValueError as err:  # the device does not have this precision
+            except ConfigError as err:  # the device does not have this precision
                 print(f"skipping {precision}: {err}")
 
         print(

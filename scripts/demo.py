@@ -21,7 +21,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from stylenet.samples import package_photos, stained_glass
+from stylenet.io.samples import package_photos, stained_glass
 
 BIN = Path(sys.executable).parent
 

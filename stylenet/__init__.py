@@ -1,16 +1,32 @@
-"""stylenet: feed-forward neural style transfer (Johnson, Alahi & Fei-Fei 2016)."""
+"""stylenet: feed-forward neural style transfer (Johnson, Alahi & Fei-Fei 2016).
+
+The paper is in `stylenet.models` (the transform network) and `stylenet.losses` (the perceptual
+loss); `stylenet.load` runs a trained model. The README's code map shows the other layers.
+
+The names below are imported on first use, so that ``import stylenet.cli.train`` can check its
+inputs before paying for torchvision and Lightning.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from stylenet.losses import PerceptualLoss, VGG16Features, VGGFeatures
-from stylenet.models import TransformerNet
+import importlib
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from stylenet.api import Stylizer
+    from stylenet.inference.api import Stylizer, load
+    from stylenet.losses import PerceptualLoss, VGG16Features, VGGFeatures
+    from stylenet.models import TransformerNet
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "PerceptualLoss": "stylenet.losses",
+    "Stylizer": "stylenet.inference.api",
+    "TransformerNet": "stylenet.models",
+    "VGG16Features": "stylenet.losses",
+    "VGGFeatures": "stylenet.losses",
+    "load": "stylenet.inference.api",
+}
 
 __all__ = [
     "PerceptualLoss",
@@ -23,20 +39,7 @@ __all__ = [
 ]
 
 
-def load(path, **kwargs) -> Stylizer:
-    """Load a trained model (model.pt, .ckpt, TorchScript, ONNX) as a callable `Stylizer`.
-
-    See `stylenet.api.load` for the options. Imported lazily: ONNX Runtime and friends are only
-    loaded when inference is wanted.
-    """
-    from stylenet.api import load as _load
-
-    return _load(path, **kwargs)
-
-
-def __getattr__(name: str):
-    if name == "Stylizer":
-        from stylenet.api import Stylizer
-
-        return Stylizer
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'stylenet' has no attribute {name!r}")

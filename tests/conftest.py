@@ -1,9 +1,9 @@
-"""Shared fixtures: offline settings, real VGG-16 weights, tiny photo folders, composed configs."""
+"""Shared fixtures: offline settings, real VGG weights, tiny photo folders, composed configs."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,13 +13,14 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from stylenet.samples import package_photos, stained_glass
+from stylenet.io.samples import package_photos, stained_glass
+
+pytest_plugins = ["tests.vgg_files"]
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_VGG16 = REPO.parent / "shared" / "data" / "vgg16_features_imagenet.safetensors"
-SHARED_VGG19 = (
-    REPO.parent / "shared" / "data" / "vgg19_features_imagenet_keras_kmeans256_fp16.safetensors"
-)
+SHARED = REPO.parent / "shared" / "data"
+SHARED_VGG16 = SHARED / "vgg16_features_imagenet.safetensors"
+SHARED_VGG19 = SHARED / "vgg19_features_imagenet_keras_kmeans256_fp16.safetensors"
 
 # Tests never reach the network: W&B writes offline runs, torch hub has nowhere to download from.
 os.environ["WANDB_MODE"] = "offline"
@@ -31,6 +32,8 @@ if not os.environ.get("STYLENET_VGG19_WEIGHTS") and SHARED_VGG19.is_file():
     os.environ["STYLENET_VGG19_WEIGHTS"] = str(SHARED_VGG19)
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+ComposeTrain = Callable[[list[str], Path], DictConfig]
 
 
 @pytest.fixture(scope="session")
@@ -74,32 +77,15 @@ def hydra_init() -> Iterator[None]:
     GlobalHydra.instance().clear()
 
 
-def compose_train(overrides: list[str], output_dir: Path) -> DictConfig:
-    """Compose configs/train.yaml as `stylenet-train` would, with a fixed output dir.
+@pytest.fixture
+def compose_train(hydra_init: None) -> ComposeTrain:
+    """Compose configs/train.yaml as `stylenet-train` would, with a fixed output dir."""
 
-    Must run inside `hydra_init`.
-    """
-    cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(output_dir)
-    return cfg
+    def compose_at(overrides: list[str], output_dir: Path) -> DictConfig:
+        cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
+        HydraConfig.instance().set_config(cfg)
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(output_dir)
+        return cfg
 
-
-def tiny_run_overrides(style: Path, photos: Path, *, steps: int = 4) -> list[str]:
-    """A CPU run of a few seconds: tiny crops, small batches, no worker processes."""
-    return [
-        f"style.image={style}",
-        f"data.root={photos}",
-        "trainer=cpu",
-        "data.image_size=32",
-        "data.batch_size=2",
-        "data.num_workers=0",
-        "data.max_val_images=2",
-        f"trainer.max_steps={steps}",
-        f"trainer.val_check_interval={max(1, steps // 2)}",
-        "trainer.log_every_n_steps=1",
-        "trainer.enable_progress_bar=false",
-        f"callbacks.model_checkpoint.every_n_train_steps={max(1, steps // 2)}",
-        "style.size=64",
-    ]
+    return compose_at

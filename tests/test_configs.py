@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from importlib.resources import files
 from pathlib import Path
 
 import pytest
+import yaml
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
+from pytorch_lightning.callbacks import Callback
 
-from tests.conftest import compose_train
+from stylenet.models import TransformerNet
+from stylenet.training.data import PhotoDataModule
+from stylenet.training.module import StyleTransferModule
+from tests.conftest import SHARED, ComposeTrain
 
 CONFIGS = Path(str(files("stylenet.configs")))
 
@@ -36,13 +43,13 @@ def test_config_package_is_found_when_installed() -> None:
     + [f"trainer={o}" for o in options("trainer")]
     + [f"callbacks={o}" for o in options("callbacks")],
 )
-def test_group_option_instantiates(hydra_init, tmp_path, override: str) -> None:
+def test_group_option_instantiates(compose_train: ComposeTrain, tmp_path, override: str) -> None:
     cfg = compose_train([*BASE, override, "loss.vgg.weights=random"], tmp_path)
     group = override.split("=")[0]
     node = cfg[group]
     if group == "callbacks":
         objs = [instantiate(v) for v in node.values()]
-        assert all(o is not None for o in objs)
+        assert all(isinstance(o, Callback) for o in objs)
     elif group == "trainer":
         # accelerator=gpu cannot start without a GPU: check the composed values instead.
         assert node._target_ == "pytorch_lightning.Trainer"
@@ -58,12 +65,34 @@ def test_group_option_instantiates(hydra_init, tmp_path, override: str) -> None:
             assert list(loss.style_layers)[-1] == "relu5_1"
         else:
             assert loss.vgg.arch == "vgg16" and loss.content_layers == ["relu2_2"]
+    elif group == "model":
+        net = instantiate(node)
+        assert isinstance(net, TransformerNet)
+        assert net.config.base_channels == node.base_channels
     else:
-        assert instantiate(node) is not None
+        datamodule = instantiate(node)
+        assert isinstance(datamodule, PhotoDataModule)
+        assert datamodule.image_size == node.image_size
+
+
+def test_the_lightning_module_is_built_from_yaml(
+    compose_train: ComposeTrain, tmp_path, style_path
+) -> None:
+    cfg = compose_train(
+        [f"style.image={style_path}", "data.root=x", "model=small", "loss.vgg.weights=random"],
+        tmp_path,
+    )
+    with pytest.warns(UserWarning, match="RANDOMLY"):
+        module = instantiate(cfg.module)
+    assert isinstance(module, StyleTransferModule)
+    assert module.net.config.base_channels == cfg.model.base_channels
+    assert module.loss.style_weight == cfg.loss.style_weight
+    assert module.style_image == str(style_path)
+    assert module.image_dir == tmp_path / "images"
 
 
 @pytest.mark.parametrize("style", options("style"))
-def test_style_configs_compose(hydra_init, tmp_path, style: str) -> None:
+def test_style_configs_compose(compose_train: ComposeTrain, tmp_path, style: str) -> None:
     overrides = ["data.root=photos", f"style={style}"]
     if style == "custom":
         overrides.append("style.image=painting.jpg")
@@ -73,21 +102,46 @@ def test_style_configs_compose(hydra_init, tmp_path, style: str) -> None:
     assert cfg.loss.style_weight > 0
 
 
-def test_named_styles_point_at_existing_paintings(hydra_init, tmp_path) -> None:
-    shared = CONFIGS.parents[1] / "shared" / "data" / "styles"
-    if not shared.is_dir():
+def test_named_styles_point_at_existing_paintings(compose_train: ComposeTrain, tmp_path) -> None:
+    if not (SHARED / "styles").is_dir():
         pytest.skip("../shared/data/styles not beside the repo")
     for style in options("style"):
         if style == "custom":
             continue
         cfg = compose_train(
-            ["data.root=x", f"style={style}", f"paths.style_dir={shared}"], tmp_path
+            ["data.root=x", f"style={style}", f"paths.style_dir={SHARED / 'styles'}"], tmp_path
         )
         assert Path(cfg.style.image).is_file(), cfg.style.image
 
 
+@pytest.mark.parametrize("style", ["custom", "mosaic"])
+def test_a_style_owns_its_image_and_size_not_the_loss_weights(
+    compose_train: ComposeTrain, tmp_path, style: str
+) -> None:
+    johnson = compose_train([*BASE, "loss=johnson"], tmp_path).loss
+    gatys = compose_train([*BASE, "loss=gatys"], tmp_path).loss
+    for loss, preset in ((johnson, "johnson"), (gatys, "gatys")):
+        cfg = compose_train([*BASE, f"style={style}", f"loss={preset}"], tmp_path)
+        assert cfg.loss == loss, (style, preset)
+    assert gatys.style_weight == pytest.approx(4.6e-11)  # configs/loss/gatys.yaml
+    assert set(OmegaConf.load(CONFIGS / "style" / f"{style}.yaml")) == {"name", "image", "size"}
+
+
+def test_cfg_job_of_gatys_with_a_named_style_shows_gatys_weights(tmp_path) -> None:
+    """What a user sees: `stylenet-train loss=gatys style=mosaic ... --cfg job`."""
+    cmd = [sys.executable, "-m", "stylenet.cli.train", "loss=gatys", "style=mosaic"]
+    cmd += ["data.root=photos", "--cfg", "job"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    cfg = yaml.safe_load(proc.stdout)
+    assert cfg["loss"]["style_weight"] == pytest.approx(4.6e-11)
+    assert cfg["loss"]["content_weight"] == pytest.approx(4e-5)
+    assert cfg["loss"]["vgg"]["arch"] == "vgg19"
+    assert cfg["style"]["image"].endswith("mosaic.jpg")
+
+
 @pytest.mark.parametrize("logger", options("logger"))
-def test_logger_configs_instantiate(hydra_init, tmp_path, logger: str) -> None:
+def test_logger_configs_instantiate(compose_train: ComposeTrain, tmp_path, logger: str) -> None:
     cfg = compose_train([*BASE, f"logger={logger}"], tmp_path)
     loggers = [instantiate(v) for v in (cfg.get("logger") or {}).values()]
     if logger == "none":
@@ -99,7 +153,7 @@ def test_logger_configs_instantiate(hydra_init, tmp_path, logger: str) -> None:
 
 
 @pytest.mark.parametrize("experiment", options("experiment"))
-def test_experiments_compose(hydra_init, tmp_path, experiment: str) -> None:
+def test_experiments_compose(compose_train: ComposeTrain, tmp_path, experiment: str) -> None:
     cfg = compose_train([*BASE, f"experiment={experiment}"], tmp_path)
     assert cfg.trainer.max_steps > 0
     if experiment == "johnson2016":
@@ -111,13 +165,13 @@ def test_experiments_compose(hydra_init, tmp_path, experiment: str) -> None:
 
 
 @pytest.mark.parametrize("debug", options("debug"))
-def test_debug_configs_compose(hydra_init, tmp_path, debug: str) -> None:
+def test_debug_configs_compose(compose_train: ComposeTrain, tmp_path, debug: str) -> None:
     cfg = compose_train([*BASE, f"debug={debug}"], tmp_path)
     assert cfg.trainer.accelerator == "cpu"
     assert cfg.trainer.max_steps <= 100
 
 
-def test_hparams_search_defines_a_sweep(hydra_init, tmp_path) -> None:
+def test_hparams_search_defines_a_sweep(compose_train: ComposeTrain, tmp_path) -> None:
     cfg = compose_train([*BASE, "hparams_search=style_tv"], tmp_path)
     params = cfg.hydra.sweeper.params
     assert len(str(params["loss.style_weight"]).split(",")) >= 2
@@ -125,14 +179,14 @@ def test_hparams_search_defines_a_sweep(hydra_init, tmp_path) -> None:
     assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
 
 
-def test_slurm_launcher_composes(hydra_init, tmp_path) -> None:
+def test_slurm_launcher_composes(compose_train: ComposeTrain, tmp_path) -> None:
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     cfg = compose_train([*BASE, "hydra/launcher=slurm"], tmp_path)
     assert "SlurmLauncher" in cfg.hydra.launcher._target_
     assert cfg.hydra.launcher.gpus_per_node == 1
 
 
-def test_optimizer_is_a_partial(hydra_init, tmp_path) -> None:
+def test_optimizer_is_a_partial(compose_train: ComposeTrain, tmp_path) -> None:
     import torch
 
     cfg = compose_train(BASE, tmp_path)

@@ -8,13 +8,8 @@ from stylenet.losses.functional import (
     total_variation,
 )
 from stylenet.losses.perceptual import PerceptualLoss
-from stylenet.losses.vgg import (
-    VGG16_LAYERS,
-    VGG19_LAYERS,
-    InputNormalization,
-    VGG16Features,
-    VGGFeatures,
-)
+from stylenet.losses.vgg import VGG16_LAYERS, VGG19_LAYERS, VGG16Features, VGGFeatures
+from stylenet.losses.vgg_weights import InputNormalization, WeightsUnavailableError
 
 __all__ = [
     "VGG16_LAYERS",
@@ -23,6 +18,7 @@ __all__ = [
     "PerceptualLoss",
     "VGG16Features",
     "VGGFeatures",
+    "WeightsUnavailableError",
     "content_loss",
     "gram_matrix",
     "pixel_loss",

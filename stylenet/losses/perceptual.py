@@ -103,16 +103,18 @@ class PerceptualLoss(nn.Module):
         if self.content_layers:
             with torch.no_grad():
                 target_feats = self.vgg(content)
-            terms["content"] = self.content_weight * sum(
-                LF.content_loss(out_feats[n], target_feats[n]) for n in self.content_layers
+            terms["content"] = self.content_weight * _sum(
+                [LF.content_loss(out_feats[n], target_feats[n]) for n in self.content_layers]
             )
         else:
             terms["content"] = output.new_zeros((), dtype=torch.float32)
 
         if self.style_layers and self._has_style:
-            terms["style"] = self.style_weight * sum(
-                w * LF.style_loss(LF.gram_matrix(out_feats[n]), self.target_gram(n))
-                for n, w in self.style_layers.items()
+            terms["style"] = self.style_weight * _sum(
+                [
+                    w * LF.style_loss(LF.gram_matrix(out_feats[n]), self.target_gram(n))
+                    for n, w in self.style_layers.items()
+                ]
             )
         else:
             terms["style"] = output.new_zeros((), dtype=torch.float32)
@@ -121,5 +123,10 @@ class PerceptualLoss(nn.Module):
             terms["tv"] = self.tv_weight * LF.total_variation(output)
         if self.pixel_weight:
             terms["pixel"] = self.pixel_weight * LF.pixel_loss(output, content)
-        terms["total"] = sum(terms.values())
+        terms["total"] = _sum(list(terms.values()))
         return terms
+
+
+def _sum(terms: list[Tensor]) -> Tensor:
+    """The sum of scalar tensors (Python's `sum` starts from the int 0)."""
+    return torch.stack(terms).sum()

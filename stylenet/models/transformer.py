@@ -135,7 +135,7 @@ class TransformerNet(nn.Module):
             # ≥ 8: the 9×9 conv's 4-px reflection pad must be smaller than the image.
             raise ValueError(
                 f"TransformerNet needs H and W divisible by 4 and at least 8, got {(h, w)}; "
-                "reflect-pad the input (stylenet.stylize does this)"
+                "wrap it in stylenet.models.PadCrop for any size"
             )
         y = self.decoder(self.residuals(self.encoder(x)))
         # Output activation: a sigmoid, so the image is in [0, 1] by construction with a gradient

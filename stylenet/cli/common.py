@@ -1,0 +1,86 @@
+"""The error boundary every console script shares.
+
+A user error (a `StylenetError`: bad argument, setting or input file; or an `OSError`: a path the
+system refused) becomes one line on stderr, ``PROG: message``, and an exit code; anything else is
+a bug and keeps its traceback. ``--debug`` shows the traceback of user errors too.
+
+Exit codes: 0 done; 1 the work failed or some inputs failed (named on stderr); 2 the command could
+not start (bad argument, setting, model or input file); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from stylenet.errors import StylenetError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+EPILOG = (
+    "exit status: 0 done, 1 the work or some inputs failed (each named on stderr), 2 bad "
+    "arguments, model or input file (nothing done)"
+)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with a ``--debug`` flag and usage errors on one line, like every other error:
+    ``PROG: argument --tile: must be ...``, exit status 2."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_argument(
+            "--debug", action="store_true", help="show the traceback of an error, not just its line"
+        )
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see --help)\n")
+
+
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer no smaller than `minimum`."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    parse.__name__ = "integer"  # argparse names the type in "invalid integer value"
+    return parse
+
+
+def report(prog: str, err: BaseException) -> None:
+    """Print an error as ``PROG: message`` on stderr."""
+    message = str(err) or type(err).__name__
+    print(f"{prog}: {message}", file=sys.stderr, flush=True)
+
+
+def exit_code(err: BaseException) -> int:
+    """The exit code of a user error (`StylenetError.exit_code`; OSError: the work failed)."""
+    return err.exit_code if isinstance(err, StylenetError) else EXIT_FAILED
+
+
+def run(prog: str, body: Callable[[], int], *, debug: bool = False) -> int:
+    """Run a command's body inside the error boundary; return its exit code.
+
+    Args:
+        prog: The command's name, for messages.
+        body: Does the work; returns 0, or 1 when some inputs failed.
+        debug: Re-raise user errors with their traceback instead of one line.
+    """
+    try:
+        return body()
+    except (StylenetError, OSError) as err:
+        if debug:
+            raise
+        report(prog, err)
+        return exit_code(err)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -1,0 +1,87 @@
+"""`stylenet-evaluate MODEL --content DIR -o OUT`: score a model against the optimum of its loss.
+
+stylenet-evaluate model.pt --content photos/ -o eval/
+stylenet-evaluate model.pt --content photos/ --style art.jpg -o eval/ --optimize 100,300,500
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from stylenet.cli.common import EPILOG, EXIT_FAILED, EXIT_OK, ArgumentParser, at_least, run
+from stylenet.reference.evaluate import DEFAULT_OPTIMIZE, DEFAULT_SIZE, evaluate
+
+
+def _iterations(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive iteration counts, got {text!r}")
+    return values
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(
+        prog="stylenet-evaluate",
+        description="How close does a trained model come to the optimum of its own loss? Scores "
+        "the model's outputs with its training loss, next to the photos and, with --optimize, "
+        "Gatys L-BFGS optimization; writes report.json, report.md, grid.jpg and images/.",
+        epilog=EPILOG,
+    )
+    p.add_argument("model", type=Path, help="model.pt, .ckpt, TorchScript or ONNX file")
+    p.add_argument("--content", type=Path, required=True, help="photo folder (or one photo)")
+    p.add_argument("--style", type=Path, help="style image (default: recorded in model.pt)")
+    p.add_argument(
+        "--style-size", type=at_least(1), help="long side of the style image (default: recorded)"
+    )
+    p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    p.add_argument(
+        "--size", type=at_least(1), default=DEFAULT_SIZE, help="long side of the photos (px)"
+    )
+    p.add_argument(
+        "--optimize",
+        type=_iterations,
+        nargs="?",
+        const=list(DEFAULT_OPTIMIZE),
+        default=[],
+        metavar="N,N,...",
+        help="also run Gatys L-BFGS optimization and report it after these iteration counts "
+        "(default when given without a value: 100,300,500)",
+    )
+    p.add_argument("--device", help="cuda, mps, cpu (default: CUDA, else MPS, else CPU)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing report")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    report = evaluate(
+        args.model,
+        args.content,
+        args.output,
+        style=args.style,
+        style_size=args.style_size,
+        size=args.size,
+        optimize=args.optimize,
+        device=args.device,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+    print(report.markdown())
+    print(f"wrote {args.output / 'report.json'}, report.md, grid.jpg")
+    return EXIT_FAILED if report.skipped else EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run("stylenet-evaluate", lambda: _evaluate(args), debug=args.debug)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

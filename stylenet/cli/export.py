@@ -1,0 +1,96 @@
+"""`stylenet-export MODEL [--format torchscript|onnx|all]`: files that run without stylenet.
+
+stylenet-export run/model.pt                    # run/model.torchscript.pt and run/model.onnx
+stylenet-export last.ckpt --format onnx -o exports/
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from stylenet.cli.common import EPILOG, EXIT_OK, ArgumentParser, run
+from stylenet.errors import ConfigError, OutputExistsError
+from stylenet.inference.export import (
+    DEFAULT_OPSET,
+    FORMATS,
+    MIN_OPSET,
+    TOLERANCE,
+    default_output,
+    export_onnx,
+    export_torchscript,
+)
+from stylenet.inference.model_file import load_model, read_metadata
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="stylenet-export",
+        description=(
+            "Export a trained stylenet model (model.pt or Lightning .ckpt) as TorchScript and/or "
+            "ONNX that runs without stylenet on any image size. Each export is verified against "
+            f"eager PyTorch (max abs difference <= {TOLERANCE:g}) before it is kept."
+        ),
+        epilog=EPILOG,
+    )
+    parser.add_argument("model", type=Path, help="model.pt or Lightning .ckpt")
+    parser.add_argument(
+        "--format", choices=[*FORMATS, "all"], default="all", help="what to write (default: all)"
+    )
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "-o", "--output-dir", type=Path, help="folder for the outputs (default: next to MODEL)"
+    )
+    where.add_argument("--output", type=Path, help="output file (with a single --format)")
+    parser.add_argument(
+        "--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace existing outputs (default: refuse)"
+    )
+    return parser
+
+
+def _outputs(args: argparse.Namespace) -> dict[str, Path]:
+    """{format: output path}, checked before any work: none is the input or exists unasked."""
+    formats = list(FORMATS) if args.format == "all" else [args.format]
+    if args.output is not None and len(formats) > 1:
+        raise ConfigError("--output names one file: use it with --format torchscript or onnx")
+    if "onnx" in formats and args.opset < MIN_OPSET:
+        raise ConfigError(f"--opset must be >= {MIN_OPSET} (torch's dynamo ONNX exporter)")
+    outputs = {
+        fmt: args.output or default_output(args.model, fmt, args.output_dir) for fmt in formats
+    }
+    for out in outputs.values():
+        if out.exists() and out.resolve() == args.model.resolve():
+            raise ConfigError(f"output {out} is the input model: refusing to overwrite it")
+        if out.exists() and not args.overwrite:
+            raise OutputExistsError(f"output {out} exists; pass --overwrite")
+    return outputs
+
+
+def _export(args: argparse.Namespace) -> int:
+    outputs = _outputs(args)
+    net = load_model(args.model)
+    # Carried into the exported file so it still says what it was trained on.
+    metadata: dict[str, Any] = {"exported_from": args.model.name, **read_metadata(args.model)}
+    for fmt, out in outputs.items():
+        if fmt == "torchscript":
+            report = export_torchscript(net, out, overwrite=args.overwrite, metadata=metadata)
+        else:
+            report = export_onnx(
+                net, out, opset=args.opset, overwrite=args.overwrite, metadata=metadata
+            )
+        print(report.summary())
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run("stylenet-export", lambda: _export(args), debug=args.debug)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""`stylenet-stylize MODEL INPUT... -o OUTPUT`: stylize photos, folders and videos.
+
+    stylenet-stylize model.pt photo.jpg -o photo_styled.jpg
+    stylenet-stylize model.onnx photos/ more.png -o styled/ --max-side 1024
+    stylenet-stylize model.pt huge.tif -o huge_styled.tif --tile 1024
+    stylenet-stylize model.pt clip.mp4 -o clip_styled.mp4
+
+Any image size works: the output has exactly the input's size (after --max-side/--scale). Inputs
+are never overwritten; existing outputs only with --overwrite. Unreadable inputs are reported by
+name and skipped; the exit code is 1 if anything failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from stylenet.cli.common import EPILOG, EXIT_FAILED, EXIT_OK, ArgumentParser, at_least, run
+from stylenet.errors import ConfigError
+from stylenet.inference import tiling
+from stylenet.inference.api import load
+from stylenet.inference.backends import BACKENDS, PRECISIONS
+from stylenet.inference.batch import Options, plan, stylize_all
+from stylenet.inference.color import check_strength
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(
+        prog="stylenet-stylize",
+        description="Stylize photos, folders (recursive) and videos with a trained stylenet model.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Outputs keep the input's exact size (after --max-side/--scale).\n" + EPILOG,
+    )
+    p.add_argument("model", type=Path, help="model.pt, last.ckpt, .torchscript.pt or .onnx")
+    p.add_argument("inputs", type=Path, nargs="+", metavar="INPUT", help="images, folders, videos")
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help="output file (one input file) or folder (mirrors the inputs' layout)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument(
+        "--max-side", type=at_least(1), help="downscale so the long side is at most N px"
+    )
+    size.add_argument("--scale", type=_positive_float, help="resize by this factor first")
+    p.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
+    p.add_argument("--precision", choices=list(PRECISIONS), default="fp32")
+    p.add_argument("--channels-last", action="store_true", help="NHWC memory layout")
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the network (eager backend): pays off over many same-size images",
+    )
+    p.add_argument("--backend", choices=list(BACKENDS), help="default: from the model's format")
+    p.add_argument(
+        "--batch-size", type=at_least(1), default=4, help="same-size images per forward pass"
+    )
+    p.add_argument(
+        "--tile",
+        type=int,
+        help=f"stylize in N-px tiles, e.g. {tiling.DEFAULT_TILE} (bounded memory for huge "
+        "images; photos too large for the free memory are tiled anyway)",
+    )
+    p.add_argument(
+        "--overlap",
+        type=int,
+        help=f"tile overlap in px (default {tiling.DEFAULT_OVERLAP}, or a quarter of a smaller "
+        "tile)",
+    )
+    p.add_argument(
+        "--stats-size",
+        type=int,
+        default=tiling.DEFAULT_STATS_SIZE,
+        help="long side of the downscaled whole-image pass whose instance-norm statistics all "
+        "tiles share",
+    )
+    p.add_argument("--preserve-color", action="store_true", help="keep the photo's colours")
+    p.add_argument("--strength", type=float, default=1.0, help="0 = photo … 1 = full style")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def _options(args: argparse.Namespace) -> Options:
+    """The options, checked: a bad value stops the command before any work."""
+    check_strength(args.strength)
+    tile = args.tile or tiling.DEFAULT_TILE  # auto-tiling uses the default tile
+    overlap = tiling.default_overlap(tile) if args.overlap is None else args.overlap
+    try:
+        tiling.check_tiling(tile, overlap, args.stats_size)
+    except ConfigError as err:  # its message starts with the option's name: make it the flag's
+        raise ConfigError("--" + str(err).replace("stats_size", "stats-size")) from None
+    return Options(
+        max_side=args.max_side,
+        scale=args.scale,
+        batch_size=args.batch_size,
+        tile=args.tile,
+        overlap=args.overlap,
+        stats_size=args.stats_size,
+        preserve_color=args.preserve_color,
+        strength=args.strength,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+
+
+def _stylize(args: argparse.Namespace) -> int:
+    options = _options(args)
+    work = plan(args.inputs, args.output, overwrite=args.overwrite)
+    stylizer = load(
+        args.model,
+        device=args.device,
+        precision=args.precision,
+        channels_last=args.channels_last,
+        backend=args.backend,
+        compile=args.compile,
+    )
+    if args.tile and not stylizer.can_tile:
+        raise ConfigError(
+            f"--tile needs a model.pt or checkpoint, not a {stylizer.backend.name} export"
+        )
+    summary = stylize_all(stylizer, work, options)
+    per_mp = summary.seconds / summary.megapixels if summary.megapixels else float("nan")
+    print(
+        f"done {summary.done}, failed {len(summary.failed)}; {summary.megapixels:.2f} MP in "
+        f"{summary.seconds:.2f} s ({per_mp:.3f} s/MP) on {stylizer.backend.name}/{stylizer.device}"
+    )
+    if len(work.jobs) == 1 and summary.done == 1:
+        print(f"wrote {work.jobs[0].dst}")
+    return EXIT_FAILED if summary.failed else EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run("stylenet-stylize", lambda: _stylize(args), debug=args.debug)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,323 @@
+"""Inference backends: one callable per model format, all with the same contract.
+
+A backend maps (B, 3, H, W) float images in [0, 1] of any H, W ≥ 1 to stylized images of the
+same shape (float32, on the backend's device). `load_backend` picks one from the file's format
+(`stylenet.inference.model_file.detect_format`):
+
+- stylenet model file (``model.pt``) or Lightning checkpoint (``.ckpt``) → ``eager``
+- TorchScript archive (``stylenet-export --format torchscript``)        → ``torchscript``
+- ONNX model (``stylenet-export --format onnx``)                         → ``onnxruntime``
+
+A model file or checkpoint can also be run through ``torchscript`` or ``onnxruntime`` (converted
+in memory, as `stylenet.inference.export` would write it), which is how the backends are compared.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+import warnings
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from stylenet.errors import ConfigError
+from stylenet.inference.export import onnx_model_proto, script_wrapper
+from stylenet.inference.model_file import ModelFileError, detect_format, load_model
+from stylenet.models import PadCrop, TransformerNet
+
+BACKENDS = ("eager", "torchscript", "onnxruntime")
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+# The backend each file format runs on by default.
+FORMAT_BACKEND = {
+    "stylenet": "eager",
+    "lightning": "eager",
+    "torchscript": "torchscript",
+    "onnx": "onnxruntime",
+}
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """The torch device to run on; None picks CUDA, else MPS, else the CPU.
+
+    Raises:
+        ConfigError: `device` names an accelerator this machine does not have.
+    """
+    if device is None:
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ConfigError(f"not a torch device: {device!r} ({err})") from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested but CUDA is not available")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {device!r} requested but MPS is not available")
+    return dev
+
+
+def _check_precision(precision: str, device: torch.device) -> torch.dtype:
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+    if precision == "fp16" and device.type == "cpu":
+        # CPU half-precision convolutions are missing or far slower than fp32 in most builds.
+        raise ConfigError("precision 'fp16' needs a GPU (cuda or mps); use 'bf16' or 'fp32' on CPU")
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError(f"precision 'bf16' is not supported by {torch.cuda.get_device_name()}")
+    return PRECISIONS[precision]
+
+
+class Backend(abc.ABC):
+    """A loaded model: ``backend(images)`` → stylized images.
+
+    Attributes:
+        name: ``"eager"``, ``"torchscript"`` or ``"onnxruntime"``.
+        net: The `TransformerNet` itself on the eager backend; None where an export hides it.
+        device: Where the model runs, and where outputs are returned, except that
+            ``onnxruntime`` always returns CPU tensors (ONNX Runtime hands back host memory).
+        precision: ``"fp32"``, ``"fp16"`` or ``"bf16"``.
+        source: The file the model was loaded from.
+        format: Its detected format (a key of `FORMAT_BACKEND`).
+    """
+
+    name: str
+    device: torch.device
+    precision: str
+    source: Path
+    format: str
+    # The floating type inputs are cast to.
+    dtype: torch.dtype = torch.float32
+    # The PyTorch network (eager backend only): tiling hooks its instance norms.
+    net: TransformerNet | None = None
+
+    def __call__(self, images: Tensor) -> Tensor:
+        """Stylize (B, 3, H, W) float images in [0, 1], any device, any H, W ≥ 1.
+
+        Returns:
+            (B, 3, H, W) float32 in [0, 1] on `device` (``onnxruntime``: on the CPU).
+        """
+        if not isinstance(images, Tensor) or images.ndim != 4 or images.shape[1] != 3:
+            shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
+            raise ValueError(f"expected (B, 3, H, W) images, got {shape}")
+        if not images.is_floating_point():
+            raise TypeError(f"expected float images in [0, 1], got {images.dtype}")
+        if min(images.shape[0], images.shape[2], images.shape[3]) < 1:
+            raise ValueError(f"expected a non-empty batch, got {tuple(images.shape)}")
+        with torch.inference_mode():
+            return self._run(images)
+
+    @abc.abstractmethod
+    def _run(self, images: Tensor) -> Tensor: ...
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(name={self.name!r}, device={str(self.device)!r}, "
+            f"precision={self.precision!r}, source={str(self.source)!r})"
+        )
+
+
+class _TorchBackend(Backend):
+    """Shared by eager and TorchScript: cast weights and inputs, optional channels-last."""
+
+    def __init__(
+        self,
+        module: nn.Module,
+        *,
+        source: Path,
+        format: str,
+        device: torch.device,
+        precision: str,
+        channels_last: bool,
+    ) -> None:
+        self.source, self.format, self.device, self.precision = source, format, device, precision
+        self.dtype = _check_precision(precision, device)
+        self.channels_last = channels_last
+        # Casting the weights (rather than autocast) keeps one code path for eager and
+        # TorchScript modules; JIT autocast support is partial.
+        module = module.to(device=device, dtype=self.dtype).eval()
+        if channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        self.module = module
+
+    def _prepare(self, images: Tensor) -> Tensor:
+        x = images.to(device=self.device, dtype=self.dtype)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+
+class EagerBackend(_TorchBackend):
+    """A `TransformerNet` run by PyTorch; pads to what the network accepts and crops back.
+
+    With ``compile=True`` the forward goes through `torch.compile` (Inductor), which fuses the
+    instance norms, ReLUs and paddings around the convolutions: worth it for many images of one
+    size (a video, a folder of same-size photos); each new size compiles again (seconds to a
+    minute). `net` stays the plain network (tiling hooks its instance norms).
+    """
+
+    name = "eager"
+
+    def __init__(self, net: TransformerNet, *, compile: bool = False, **kwargs: Any) -> None:
+        super().__init__(net, **kwargs)
+        self.net = net  # moved and cast in place above; tiling hooks its instance norms
+        self.compiled = compile
+        # torch.compile of a module returns a module (typed as any callable).
+        compiled = cast(nn.Module, torch.compile(self.module)) if compile else self.module
+        self._forward = PadCrop(compiled)
+
+    def _run(self, images: Tensor) -> Tensor:
+        return self._forward(self._prepare(images)).float().contiguous()
+
+
+class TorchScriptBackend(_TorchBackend):
+    """A TorchScript module written by `stylenet.inference.export` (it pads and crops by itself)."""
+
+    name = "torchscript"
+
+    def _run(self, images: Tensor) -> Tensor:
+        return self.module(self._prepare(images)).float().contiguous()
+
+
+class OnnxRuntimeBackend(Backend):
+    """An ONNX model written by `stylenet.inference.export`, run by ONNX Runtime (fp32 only).
+
+    Args:
+        model: Path of the .onnx file, or the serialized model bytes.
+    """
+
+    name = "onnxruntime"
+    precision = "fp32"
+
+    def __init__(
+        self,
+        model: Path | bytes,
+        *,
+        source: Path,
+        format: str,
+        device: torch.device,
+        explicit_device: bool,
+    ) -> None:
+        import onnxruntime as ort
+
+        self.source, self.format = source, format
+        providers = ["CPUExecutionProvider"]
+        if device.type == "cuda":
+            if "CUDAExecutionProvider" in ort.get_available_providers():
+                providers.insert(0, "CUDAExecutionProvider")
+            elif explicit_device:
+                raise ConfigError(
+                    f"device {str(device)!r} requested but this onnxruntime build has no "
+                    "CUDAExecutionProvider (install onnxruntime-gpu, or use device='cpu')"
+                )
+        try:
+            self.session = ort.InferenceSession(
+                model if isinstance(model, bytes) else str(model), providers=providers
+            )
+        except Exception as err:  # onnxruntime raises its own untyped errors
+            raise ModelFileError(source, f"ONNX Runtime cannot load it ({err})") from err
+        used = self.session.get_providers()
+        self.device = device if "CUDAExecutionProvider" in used else torch.device("cpu")
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1:
+            raise ModelFileError(
+                source,
+                f"expected an ONNX model with one image input, got {[i.name for i in inputs]}",
+            )
+        self.input_name = inputs[0].name
+
+    def _run(self, images: Tensor) -> Tensor:
+        x = np.ascontiguousarray(images.detach().to("cpu", torch.float32).numpy())
+        (y,) = self.session.run(None, {self.input_name: x})
+        # ONNX Runtime hands back host memory; the contract says a CPU tensor.
+        return torch.from_numpy(y)
+
+
+def load_backend(
+    path: str | os.PathLike,
+    *,
+    device: str | torch.device | None = None,
+    precision: str = "fp32",
+    channels_last: bool = False,
+    backend: str | None = None,
+    compile: bool = False,
+) -> Backend:
+    """Load any stylenet model file as a `Backend`.
+
+    Args:
+        path: A model.pt, Lightning .ckpt, exported TorchScript or ONNX file (detected by
+            content).
+        device: Torch device; None picks CUDA, else MPS, else the CPU.
+        precision: ``"fp32"``, ``"fp16"`` (GPU only) or ``"bf16"``; ONNX Runtime is fp32 only.
+        channels_last: Run convolutions in channels-last memory format (eager/TorchScript).
+        backend: Force ``"eager"``, ``"torchscript"`` or ``"onnxruntime"``; None runs each
+            format on its own backend. A model.pt or .ckpt can run on all three (converted in
+            memory); an exported file only on its own.
+        compile: Run the eager network through `torch.compile` (eager backend only).
+
+    Raises:
+        ModelFileError: The file is missing or not a stylenet model in any supported format.
+        ConfigError: An option the file or device cannot honour.
+    """
+    path = Path(path)
+    fmt = detect_format(path)
+    name = backend or FORMAT_BACKEND[fmt]
+    if name not in BACKENDS:
+        raise ConfigError(f"backend must be one of {BACKENDS}, got {name!r}")
+    if fmt in ("torchscript", "onnx") and name != FORMAT_BACKEND[fmt]:
+        raise ConfigError(
+            f"{path} is an exported {fmt} model: it runs on backend {FORMAT_BACKEND[fmt]!r}, "
+            f"not {name!r}"
+        )
+    dev = resolve_device(device)
+    if compile and name != "eager":
+        raise ConfigError(f"compile applies to the eager backend only, not {name!r}")
+
+    if name == "onnxruntime":
+        if precision != "fp32":
+            raise ConfigError(f"the onnxruntime backend runs fp32 only, got {precision!r}")
+        if channels_last:
+            raise ConfigError("channels_last applies to the eager and torchscript backends only")
+        if fmt == "onnx":
+            model: Path | bytes = path
+        else:
+            model = onnx_model_proto(load_model(path)).SerializeToString()
+        return OnnxRuntimeBackend(
+            model, source=path, format=fmt, device=dev, explicit_device=device is not None
+        )
+
+    if name == "torchscript":
+        if fmt == "torchscript":
+            try:
+                with warnings.catch_warnings():
+                    # torch.jit is deprecated (FutureWarning) but is what reads these files.
+                    warnings.simplefilter("ignore", FutureWarning)
+                    module = torch.jit.load(str(path), map_location=dev)
+            except Exception as err:  # torch.jit raises RuntimeError or its own types
+                raise ModelFileError(path, f"torch.jit.load failed ({err})") from err
+        else:
+            module = script_wrapper(load_model(path))
+        return TorchScriptBackend(
+            module,
+            source=path,
+            format=fmt,
+            device=dev,
+            precision=precision,
+            channels_last=channels_last,
+        )
+    return EagerBackend(
+        load_model(path),
+        source=path,
+        format=fmt,
+        device=dev,
+        precision=precision,
+        channels_last=channels_last,
+        compile=compile,
+    )

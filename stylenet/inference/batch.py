@@ -1,0 +1,260 @@
+"""Stylize many files: map inputs (photos, folders, videos) to outputs, batch same-size photos,
+and keep going past any input that fails, naming it.
+
+`plan` checks every output before any work starts (an input is never overwritten, an existing
+output only when asked); `stylize_all` runs the plan and returns a `Summary`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import groupby
+from pathlib import Path
+
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from stylenet.errors import ConfigError, OutputExistsError, StylenetError
+from stylenet.inference import tiling
+from stylenet.inference.api import Stylizer, check_size
+from stylenet.io.images import (
+    IMAGE_EXTENSIONS,
+    find_images,
+    load_image,
+    pil_to_tensor,
+    save_image,
+    tensor_to_pil,
+)
+from stylenet.io.video import VIDEO_EXTENSIONS, is_video, stylize_video
+
+log = logging.getLogger(__name__)
+
+# What one input may fail with and the run still go on: a bad or too-small file, a refused
+# output path, a photo too large for the device.
+_INPUT_ERRORS = (StylenetError, OSError, Image.DecompressionBombError, torch.OutOfMemoryError)
+
+
+@dataclass
+class Job:
+    """One input file and where its result goes."""
+
+    src: Path
+    dst: Path
+    video: bool = False
+    size: tuple[int, int] = (0, 0)  # (W, H) after orientation and resizing; photos only
+
+
+@dataclass
+class Plan:
+    jobs: list[Job]
+    missing: list[tuple[Path, str]]  # inputs that do not exist or hold nothing to stylize
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to stylize (the ``stylenet-stylize`` options)."""
+
+    max_side: int | None = None
+    scale: float | None = None
+    batch_size: int = 4
+    tile: int | None = None
+    overlap: int | None = None
+    stats_size: int = tiling.DEFAULT_STATS_SIZE
+    preserve_color: bool = False
+    strength: float = 1.0
+    overwrite: bool = False
+    progress: bool = True
+
+
+@dataclass
+class Summary:
+    done: int = 0
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    megapixels: float = 0.0
+    seconds: float = 0.0
+
+    def fail(self, path: Path, reason: str) -> None:
+        self.failed.append((path, reason))
+        tqdm.write(f"FAILED {path}: {reason}", file=sys.stderr)
+
+
+def plan(inputs: Sequence[Path], output: Path, *, overwrite: bool = False) -> Plan:
+    """Map inputs to outputs. A single file input with an output that has a file extension
+    writes that file; otherwise `output` is a folder mirroring the inputs' layout.
+
+    Raises:
+        ConfigError: An output would overwrite an input, two inputs share an output, or an
+            output's extension is not an image format.
+        OutputExistsError: An output exists and `overwrite` is False.
+    """
+    jobs: list[Job] = []
+    missing: list[tuple[Path, str]] = []
+    single_file = len(inputs) == 1 and inputs[0].is_file()
+    to_file = single_file and output.suffix != "" and not output.is_dir()
+    for src in inputs:
+        if not src.exists():
+            missing.append((src, "no such file or folder"))
+        elif src.is_dir():
+            files = find_images(src)
+            files += sorted(p for p in src.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS)
+            if not files:
+                missing.append((src, f"no images or videos under {src}"))
+            base = output if len(inputs) == 1 else output / src.name
+            jobs += [Job(f, base / f.relative_to(src), video=is_video(f)) for f in files]
+        else:
+            jobs.append(Job(src, output if to_file else output / src.name, video=is_video(src)))
+
+    sources = {j.src.resolve() for j in jobs}
+    if clobber := [j.dst for j in jobs if j.dst.resolve() in sources]:
+        raise ConfigError(f"output {clobber[0]} is an input: refusing to overwrite a photo")
+    dsts = [j.dst.resolve() for j in jobs]
+    if len(set(dsts)) != len(dsts):
+        raise ConfigError("two inputs would be written to the same output; give a folder per input")
+    existing = [j.dst for j in jobs if j.dst.exists()]
+    if existing and not overwrite:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise OutputExistsError(f"output {existing[0]} exists{more}; pass --overwrite to replace")
+    if bad := [j.dst for j in jobs if not j.video and j.dst.suffix.lower() not in IMAGE_EXTENSIONS]:
+        raise ConfigError(f"cannot tell the image format of output {bad[0]}")
+    return Plan(jobs, missing)
+
+
+def stylize_all(stylizer: Stylizer, work: Plan, options: Options) -> Summary:
+    """Stylize every job of `work`; an input that fails is named and skipped."""
+    summary = Summary()
+    for src, reason in work.missing:
+        summary.fail(src, reason)
+    _stylize_images(stylizer, [j for j in work.jobs if not j.video], options, summary)
+    _stylize_videos(stylizer, [j for j in work.jobs if j.video], options, summary)
+    return summary
+
+
+def _target_size(path: Path, max_side: int | None, scale: float | None) -> tuple[int, int]:
+    """(W, H) the image will have, read from its header (no decoding)."""
+    with Image.open(path) as img:
+        w, h = img.size
+        if img.getexif().get(0x0112) in (5, 6, 7, 8):  # EXIF orientations that swap the axes
+            w, h = h, w
+    if scale is not None:
+        w, h = max(1, round(w * scale)), max(1, round(h * scale))
+    if max_side is not None and max(w, h) > max_side:
+        f = max_side / max(w, h)
+        w, h = max(1, round(w * f)), max(1, round(h * f))
+    return w, h
+
+
+def _load(job: Job) -> Image.Image:
+    img = load_image(job.src)  # EXIF orientation applied
+    if img.size != job.size:
+        img = img.resize(job.size, Image.Resampling.LANCZOS)
+    return img
+
+
+def _stylize_images(
+    stylizer: Stylizer, jobs: list[Job], options: Options, summary: Summary
+) -> None:
+    ready = []
+    for job in jobs:
+        try:
+            job.size = _target_size(job.src, options.max_side, options.scale)
+            check_size(job.size[1], job.size[0])
+        except _INPUT_ERRORS as err:
+            summary.fail(job.src, str(err) or type(err).__name__)
+        else:
+            ready.append(job)
+    # Same-size photos share a batch: sort by size, then cut each size group into batches.
+    ready.sort(key=lambda j: (j.size, str(j.src)))
+    bar = tqdm(total=len(ready), unit="img", desc="stylize", disable=not options.progress)
+    for (width, height), same_size in groupby(ready, key=lambda j: j.size):
+        group = list(same_size)
+        # Fewer photos per pass where memory is short; tiled one by one when asked, or when
+        # even one is too large for the free memory.
+        fits = stylizer.batch_capacity(height, width)
+        tiled = bool(options.tile) or fits < 1
+        step = 1 if tiled else min(options.batch_size, fits)
+        for i in range(0, len(group), step):
+            batch = group[i : i + step]
+            try:
+                _stylize_batch(stylizer, batch, options, summary, tiled=tiled)
+            except _INPUT_ERRORS as err:
+                for job in batch:
+                    summary.fail(job.src, str(err) or type(err).__name__)
+            bar.update(len(batch))
+    bar.close()
+
+
+def _stylize_batch(
+    stylizer: Stylizer, batch: list[Job], options: Options, summary: Summary, *, tiled: bool
+) -> None:
+    loaded: list[tuple[Job, Image.Image]] = []
+    for job in batch:
+        try:
+            loaded.append((job, _load(job)))
+        except _INPUT_ERRORS as err:
+            summary.fail(job.src, str(err))
+    if not loaded:
+        return
+    start = time.perf_counter()
+    if tiled:
+        outputs = [
+            stylizer(
+                img,
+                tile=options.tile or tiling.DEFAULT_TILE,
+                overlap=options.overlap,
+                stats_size=options.stats_size,
+                preserve_color=options.preserve_color,
+                strength=options.strength,
+                progress=options.progress,
+            )
+            for _, img in loaded
+        ]
+    else:
+        photos = torch.stack([pil_to_tensor(img) for _, img in loaded])
+        styled = stylizer.stylize_batch(
+            photos, preserve_color=options.preserve_color, strength=options.strength
+        )
+        outputs = [tensor_to_pil(t) for t in styled]
+    summary.seconds += time.perf_counter() - start
+    for (job, img), out in zip(loaded, outputs, strict=True):
+        try:
+            save_image(out, job.dst, overwrite=options.overwrite)
+        except _INPUT_ERRORS as err:  # e.g. an unwritable folder: this photo fails, others go on
+            summary.fail(job.src, f"cannot write {job.dst}: {err}")
+            continue
+        summary.done += 1
+        summary.megapixels += img.width * img.height / 1e6
+
+
+def _stylize_videos(
+    stylizer: Stylizer, jobs: list[Job], options: Options, summary: Summary
+) -> None:
+    def frames(x: torch.Tensor) -> torch.Tensor:
+        return stylizer.stylize_batch(
+            x, preserve_color=options.preserve_color, strength=options.strength
+        )
+
+    for job in jobs:
+        try:
+            report = stylize_video(
+                frames,
+                job.src,
+                job.dst,
+                batch_size=options.batch_size,
+                overwrite=options.overwrite,
+                progress=options.progress,
+            )
+        except (*_INPUT_ERRORS, ValueError) as err:
+            summary.fail(job.src, str(err))
+            continue
+        summary.done += 1
+        summary.seconds += report.seconds
+        summary.megapixels += report.frames * report.width * report.height / 1e6
+        print(
+            f"{job.src} -> {job.dst}: {report.frames} frames at {float(report.fps):.3g} fps, "
+            f"flicker {report.output_flicker:.4f} (input {report.input_flicker:.4f})"
+        )

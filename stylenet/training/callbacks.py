@@ -1,0 +1,153 @@
+"""The work around a training run that is not a training step, as Lightning callbacks.
+
+`stylenet.training.run.train` adds these to every run (the ``callbacks`` config group holds the
+optional ones, such as checkpointing):
+
+- `ValidateAtEnd`: the held-out losses and image grid of the final weights, whatever
+  ``val_check_interval`` is;
+- `FinalCheckpoint`: ``last.ckpt`` holds the final state, so a resume loses no step;
+- `ExportModel`: ``model.pt`` at the end, and also when the run stops on an exception or Ctrl-C,
+  so what was learned is never lost;
+- `LogSkippedFiles`: how many unreadable photos were skipped so far (``data/skipped_files``);
+- `EvaluateAtEnd`: ``stylenet-evaluate`` on held-out photos, its report handed to the loggers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import Callback
+
+from stylenet.inference.model_file import save_model
+from stylenet.reference.evaluate import evaluate
+from stylenet.training.data import PhotoDataModule
+from stylenet.training.loggers import log_report
+from stylenet.training.module import StyleTransferModule
+
+log = logging.getLogger(__name__)
+
+
+class ValidateAtEnd(Callback):
+    """Validate after the last step even when ``max_steps`` is not a multiple of
+    ``val_check_interval``: at the last step it asks the loop to stop, and Lightning validates
+    before stopping (as it does for early stopping)."""
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
+        if 0 < trainer.max_steps <= trainer.global_step:
+            trainer.should_stop = True
+
+
+class FinalCheckpoint(Callback):
+    """Write ``last.ckpt`` at the end of training: the checkpoint callback refreshes it only
+    every N steps."""
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        callback = trainer.checkpoint_callback
+        dirpath = getattr(callback, "dirpath", None)
+        if dirpath and trainer.global_step > 0:
+            trainer.save_checkpoint(Path(dirpath) / "last.ckpt")
+
+
+class ExportModel(Callback):
+    """Write the trained network as a self-describing model file (`save_model`) on rank 0, at
+    the end of training and when it stops on an exception (Ctrl-C included).
+
+    Args:
+        path: The model file (``<run dir>/model.pt``).
+        metadata: Recorded in the file (style image, loss config, ...); the global step is added.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], metadata: dict[str, Any]) -> None:
+        self.path = Path(path)
+        self.metadata = metadata
+
+    def _export(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero or trainer.global_step == 0:
+            return
+        assert isinstance(pl_module, StyleTransferModule)
+        metadata = {**self.metadata, "global_step": trainer.global_step}
+        save_model(pl_module.net, self.path, metadata=metadata)
+        log.info("model written to %s", self.path)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._export(trainer, pl_module)
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        self._export(trainer, pl_module)
+
+
+class LogSkippedFiles(Callback):
+    """Log ``data/skipped_files`` (unreadable photos skipped so far, all workers) every
+    `every_n_steps`."""
+
+    def __init__(self, every_n_steps: int) -> None:
+        self.every_n_steps = max(1, every_n_steps)
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any
+    ) -> None:
+        datamodule = getattr(trainer, "datamodule", None)
+        if (
+            isinstance(datamodule, PhotoDataModule)
+            and trainer.global_step % self.every_n_steps == 0
+        ):
+            pl_module.log("data/skipped_files", float(datamodule.skipped_count()), on_step=True)
+
+
+class EvaluateAtEnd(Callback):
+    """Run `stylenet.reference.evaluate` on the exported model after training, on rank 0, and
+    hand the report to the loggers. A failure is logged, never raised: the model is safe on disk.
+
+    Args:
+        model_path: The model file `ExportModel` writes (it must come before this callback).
+        content: Folder of held-out photos (or one photo).
+        out_dir: Where the report goes (``<run dir>/evaluate``).
+        size: Long side the photos are resized to.
+        optimize: L-BFGS iteration counts to compare with (empty: none).
+        progress: Show progress bars.
+    """
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str],
+        content: str | os.PathLike[str],
+        out_dir: str | os.PathLike[str],
+        *,
+        size: int | None,
+        optimize: Sequence[int] = (),
+        progress: bool = True,
+    ) -> None:
+        self.model_path = Path(model_path)
+        self.content = Path(content)
+        self.out_dir = Path(out_dir)
+        self.size = size
+        self.optimize = list(optimize)
+        self.progress = progress
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero or trainer.global_step == 0:
+            return
+        try:
+            report = evaluate(
+                self.model_path,
+                self.content,
+                self.out_dir,
+                size=self.size,
+                optimize=self.optimize,
+                device=str(trainer.strategy.root_device),
+                overwrite=True,
+                progress=self.progress,
+            )
+            log_report(trainer.loggers, report, self.out_dir / "grid.jpg", step=trainer.global_step)
+            log.info("evaluation report written to %s", self.out_dir)
+        except Exception:
+            log.exception(
+                "end-of-training evaluation failed (the model is saved: %s)", self.model_path
+            )

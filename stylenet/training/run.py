@@ -1,0 +1,142 @@
+"""`train(cfg)`: one training run from a composed ``configs/train.yaml``.
+
+A plain function of the config (``stylenet-train`` is its Hydra entry point, tests call it
+directly): check the inputs, build everything from the config, validate once before the first
+step (the held-out baseline every run's curves start from), fit.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.loggers import Logger
+
+from stylenet.errors import ConfigError
+from stylenet.training.callbacks import (
+    EvaluateAtEnd,
+    ExportModel,
+    FinalCheckpoint,
+    LogSkippedFiles,
+    ValidateAtEnd,
+)
+from stylenet.training.data import PhotoDataModule
+from stylenet.training.inputs import check_inputs
+from stylenet.training.module import StyleTransferModule
+
+log = logging.getLogger(__name__)
+
+
+def _instantiate_all(node: DictConfig | None) -> list[Any]:
+    """Instantiate every entry of a config dict whose value has a `_target_` (loggers,
+    callbacks)."""
+    if not node:
+        return []
+    return [instantiate(v) for v in node.values() if v is not None and "_target_" in v]
+
+
+def _run_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
+    """The callbacks every run has (see `stylenet.training.callbacks`)."""
+    model_path = run_dir / "model.pt"
+    metadata = {
+        # absolute: stylenet-evaluate reads it from anywhere
+        "style_image": str(Path(cfg.style.image).resolve()),
+        "style_size": cfg.style.get("size"),
+        "image_size": cfg.data.get("image_size"),
+        "loss": OmegaConf.to_container(cfg.loss, resolve=True),
+    }
+    callbacks: list[Callback] = [
+        ValidateAtEnd(),
+        LogSkippedFiles(every_n_steps=cfg.trainer.get("log_every_n_steps") or 50),
+        FinalCheckpoint(),
+        ExportModel(model_path, metadata),
+    ]
+    if content := OmegaConf.select(cfg, "evaluate.content"):
+        callbacks.append(
+            EvaluateAtEnd(
+                model_path,
+                content,
+                run_dir / "evaluate",
+                size=OmegaConf.select(cfg, "evaluate.size"),
+                optimize=list(OmegaConf.select(cfg, "evaluate.optimize") or []),
+                progress=bool(cfg.trainer.get("enable_progress_bar", True)),
+            )
+        )
+    return callbacks
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Train per `cfg`, write checkpoints and ``model.pt`` into ``cfg.paths.output_dir``.
+
+    Returns:
+        Final metrics (floats) plus ``run_dir``, ``model_path``, ``global_step`` and
+        ``skipped_files``.
+
+    Raises:
+        ConfigError: A bad input or setting, before anything is built.
+    """
+    check_inputs(cfg)
+    datamodule: PhotoDataModule = instantiate(cfg.data)
+    try:
+        datamodule.setup("fit")  # lists the photos: an empty folder fails here
+    except ConfigError as err:
+        raise ConfigError(f"data: {err}") from None
+    # The frozen VGG is in eval mode on purpose (losses/vgg.py); Lightning warns about it.
+    warnings.filterwarnings(
+        "ignore", message=r".*module\(s\) in eval mode", module="pytorch_lightning"
+    )
+    run_dir = Path(cfg.paths.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # The resolved job config (Hydra's own settings stay in .hydra/ next to it).
+    job_cfg = OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"])
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(job_cfg, resolve=True))
+    pl.seed_everything(cfg.seed, workers=True)
+
+    module: StyleTransferModule = instantiate(cfg.module)
+    loggers: list[Logger] = _instantiate_all(cfg.get("logger"))
+    callbacks = [*_instantiate_all(cfg.get("callbacks")), *_run_callbacks(cfg, run_dir)]
+    trainer: pl.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+    resolved = OmegaConf.to_container(job_cfg, resolve=True)
+    assert isinstance(resolved, dict)
+    params = {str(k): v for k, v in resolved.items()}
+    for logger in loggers:
+        logger.log_hyperparams(params)
+
+    try:
+        if cfg.get("ckpt_path") is None and datamodule.val_set:
+            # Held-out losses and grid of the untrained network, logged at step 0, so every
+            # run's curves start from the same baseline.
+            trainer.validate(module, datamodule=datamodule, verbose=False)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    finally:
+        _finish_wandb()
+
+    skipped = datamodule.skipped_count()
+    if skipped:
+        log.warning("%d unreadable photo(s) were skipped (named in the warnings above)", skipped)
+    metrics: dict[str, Any] = {
+        k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1
+    }
+    metrics.update(
+        run_dir=str(run_dir),
+        model_path=str(run_dir / "model.pt"),
+        global_step=trainer.global_step,
+        skipped_files=skipped,
+    )
+    return metrics
+
+
+def _finish_wandb() -> None:
+    # Close the run so the next job of a multirun (same process) starts its own W&B run.
+    try:
+        import wandb
+    except ImportError:
+        return
+    if wandb.run is not None:
+        wandb.finish()

@@ -1,0 +1,52 @@
+"""`stylenet-evaluate`: a report even when some photos are unreadable (exit 1); an existing
+report or a model without a style refused (exit 2)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from stylenet.cli.evaluate import main
+from stylenet.inference.model_file import save_model
+from stylenet.models import TransformerNet
+from stylenet.reference.optimize import loss_preset
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory, style_path) -> str:
+    torch.manual_seed(0)
+    net = TransformerNet(base_channels=8, num_residual_blocks=1)
+    path = tmp_path_factory.mktemp("model") / "model.pt"
+    metadata = {"style_image": str(style_path), "style_size": 48, "loss": loss_preset("johnson")}
+    save_model(net, path, metadata=metadata)
+    return str(path)
+
+
+def test_cli_refuses_to_overwrite_and_skips_unreadable_photos(
+    model_file, photo_dir, tmp_path, vgg16_weights, capsys
+) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "good.jpg").write_bytes((photo_dir / "coffee.jpg").read_bytes())
+    (photos / "broken.jpg").write_bytes(b"not a jpeg")
+    out = tmp_path / "eval"
+    args = [model_file, "--content", str(photos), "-o", str(out), "--size", "32"]
+    assert main(args) == 1  # a report, but one photo was unreadable
+    report = json.loads((out / "report.json").read_text())
+    assert [r["photo"] for r in report["rows"]] == ["good.jpg"]
+    assert report["skipped"][0]["photo"] == "broken.jpg"
+    assert report["rows"][0]["optimization"] == {}  # not asked for
+    assert main(args) == 2  # report exists
+    assert "--overwrite" in capsys.readouterr().err
+    assert main([*args, "--overwrite"]) == 1
+
+
+def test_a_model_without_recorded_style_is_refused(tmp_path, photo_dir, capsys) -> None:
+    path = tmp_path / "model.pt"
+    save_model(TransformerNet(base_channels=8, num_residual_blocks=1), path)
+    assert main([str(path), "--content", str(photo_dir), "-o", str(tmp_path / "e")]) == 2
+    assert capsys.readouterr().err.strip().endswith("records no style image; pass --style PAINTING")

@@ -1,0 +1,205 @@
+"""Video stylization: same frames, rate, size and timing out; flicker measured; files kept safe."""
+
+from __future__ import annotations
+
+import pickle
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import Tensor
+
+from stylenet.io.video import (
+    VIDEO_EXTENSIONS,
+    VideoReadError,
+    is_video,
+    output_codecs,
+    stylize_video,
+)
+from tests.helpers import FPS, FRAMES, make_video, read_video
+
+av = pytest.importorskip("av")
+
+
+def flicker(frames: Tensor) -> float:
+    return (frames[1:] - frames[:-1]).abs().mean().item()
+
+
+def invert(x: Tensor) -> Tensor:
+    return 1 - x
+
+
+def identity(x: Tensor) -> Tensor:
+    return x
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_video(tmp_path_factory.mktemp("video") / "clip.mp4")
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".webm", ".avi", ".mkv", ".mov"])
+def test_inverted_video_keeps_frames_rate_size_and_timing(
+    clip: Path, tmp_path: Path, suffix: str
+) -> None:
+    if not output_codecs(suffix):
+        pytest.skip(f"no encoder for {suffix} in this FFmpeg build")
+    dst = tmp_path / f"inverted{suffix}"
+    report = stylize_video(invert, clip, dst, progress=False)
+
+    source, source_times, _ = read_video(clip)
+    styled, times, rate = read_video(dst)
+    assert (report.frames, report.width, report.height) == (FRAMES, 64, 48)
+    assert report.frame_rate == FPS and report.fps == pytest.approx(FPS)
+    assert styled.shape == source.shape
+    assert rate == FPS
+    # Every frame is shown when it was in the input (WebM stores milliseconds).
+    assert [round(t * 1000) for t in times] == [round(t * 1000) for t in source_times]
+    assert report.duration == pytest.approx(FRAMES / FPS)
+    # Lossy codecs: compare on average, with a bound on the worst frame too.
+    errors = (styled - (1 - source)).abs().mean(dim=(1, 2, 3))
+    assert errors.mean() < 0.03 and errors.max() < 0.05, errors
+    assert report.output == dst and report.input == clip and report.seconds > 0
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".webm", ".avi"])
+def test_odd_size_is_kept(tmp_path: Path, suffix: str) -> None:
+    if not output_codecs(suffix):
+        pytest.skip(f"no encoder for {suffix} in this FFmpeg build")
+    src = make_video(tmp_path / "odd.mp4", width=65, height=49, frames=6)
+    report = stylize_video(invert, src, tmp_path / f"out{suffix}", progress=False)
+    styled, _, _ = read_video(report.output)
+    source, _, _ = read_video(src)
+    assert (report.width, report.height) == (65, 49)
+    assert styled.shape == (6, 3, 49, 65)
+    assert (styled - (1 - source)).abs().mean() < 0.05
+    if report.codec == "libx264":
+        assert report.pixel_format == "yuv444p"  # 4:2:0 H.264 needs even sides
+
+
+def test_flicker_identity_and_constant(clip: Path, tmp_path: Path) -> None:
+    same = stylize_video(identity, clip, tmp_path / "same.mp4", progress=False)
+    source, _, _ = read_video(clip)
+    assert same.input_flicker > 0.005  # the square moves
+    # Measured on the 8-bit frames before encoding, so identity matches exactly.
+    assert same.output_flicker == pytest.approx(same.input_flicker, abs=1e-9)
+    assert same.input_flicker == pytest.approx(flicker(source), rel=1e-4)
+    # ...and the decoded output agrees up to compression noise.
+    styled, _, _ = read_video(same.output)
+    assert flicker(styled) == pytest.approx(same.input_flicker, abs=0.005)
+
+    flat = stylize_video(
+        lambda x: torch.full_like(x, 0.5), clip, tmp_path / "flat.mp4", progress=False
+    )
+    assert flat.output_flicker == 0.0
+    assert flat.input_flicker == pytest.approx(same.input_flicker)
+    assert flat.flicker_ratio == 0.0
+
+
+@pytest.mark.parametrize("batch_size", [1, 5, 64])
+def test_stylize_never_sees_more_than_batch_size_frames(
+    clip: Path, tmp_path: Path, batch_size: int
+) -> None:
+    seen: list[tuple[int, ...]] = []
+
+    def record(x: Tensor) -> Tensor:
+        seen.append(tuple(x.shape))
+        assert x.dtype == torch.float32 and x.min() >= 0 and x.max() <= 1
+        return x
+
+    report = stylize_video(
+        record, clip, tmp_path / "out.mp4", batch_size=batch_size, progress=False
+    )
+    assert max(s[0] for s in seen) <= batch_size
+    assert sum(s[0] for s in seen) == report.frames == FRAMES
+    assert all(s[1:] == (3, 48, 64) for s in seen)
+    # Full batches except possibly the last one.
+    assert all(s[0] == min(batch_size, FRAMES) for s in seen[:-1])
+
+
+def test_refuses_to_overwrite(clip: Path, tmp_path: Path) -> None:
+    dst = tmp_path / "taken.mp4"
+    dst.write_bytes(b"keep me")
+    with pytest.raises(FileExistsError, match=r"taken\.mp4"):
+        stylize_video(invert, clip, dst, progress=False)
+    assert dst.read_bytes() == b"keep me"
+
+    stylize_video(invert, clip, dst, overwrite=True, progress=False)
+    assert read_video(dst)[0].shape[0] == FRAMES
+    with pytest.raises(ValueError, match="is the input"):
+        stylize_video(invert, clip, clip, overwrite=True, progress=False)
+
+
+@pytest.mark.parametrize("content", [b"", b"random"])
+def test_corrupt_video_is_a_read_error_naming_the_file(tmp_path: Path, content: bytes) -> None:
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(content and np.random.default_rng(0).bytes(20_000))
+    with pytest.raises(VideoReadError, match=r"broken\.mp4") as info:
+        stylize_video(invert, bad, tmp_path / "out.mp4", progress=False)
+    assert info.value.path == bad
+    assert pickle.loads(pickle.dumps(info.value)).path == bad  # survives worker processes
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.mp4"]
+
+
+def test_failure_midway_leaves_no_output(clip: Path, tmp_path: Path) -> None:
+    calls = 0
+
+    def fail_on_third_batch(x: Tensor) -> Tensor:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise RuntimeError("out of memory")
+        return x
+
+    with pytest.raises(RuntimeError, match="out of memory"):
+        stylize_video(fail_on_third_batch, clip, tmp_path / "out.mp4", progress=False)
+    with pytest.raises(ValueError, match="stylize returned"):
+        stylize_video(lambda x: x[:, :, :-1], clip, tmp_path / "out.mp4", progress=False)
+    assert list(tmp_path.iterdir()) == []  # no half video, no temporary file
+
+
+def test_rejects_bad_arguments(clip: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"\.gif"):
+        stylize_video(invert, clip, tmp_path / "out.gif", progress=False)
+    with pytest.raises(ValueError, match="not available"):
+        stylize_video(invert, clip, tmp_path / "out.mp4", codec="no-such-codec", progress=False)
+    with pytest.raises(ValueError, match="batch_size"):
+        stylize_video(invert, clip, tmp_path / "out.mp4", batch_size=0, progress=False)
+    with pytest.raises(FileNotFoundError):
+        stylize_video(invert, tmp_path / "missing.mp4", tmp_path / "out.mp4", progress=False)
+
+
+def test_audio_is_copied_or_reencoded(tmp_path: Path) -> None:
+    src = make_video(tmp_path / "talk.mp4", frames=12, audio="aac")
+
+    copied = stylize_video(identity, src, tmp_path / "copy.mkv", progress=False)
+    assert copied.audio == "copied (aac)"
+    if "libopus" in av.codecs_available:
+        reencoded = stylize_video(identity, src, tmp_path / "opus.webm", progress=False)
+        assert reencoded.audio.startswith("re-encoded")
+    dropped = stylize_video(identity, src, tmp_path / "mute.mp4", audio=False, progress=False)
+    assert dropped.audio.startswith("dropped")
+
+    for report, has_audio in [(copied, True), (dropped, False)]:
+        with av.open(str(report.output)) as container:
+            assert bool(container.streams.audio) == has_audio
+            assert container.streams.video[0].average_rate == FPS
+        # Video still starts at 0 and keeps its grid next to the audio.
+        _, times, _ = read_video(report.output)
+        assert [round(t * FPS) for t in times] == list(range(12))
+
+
+def test_webm_millisecond_timestamps_go_back_on_the_frame_grid(tmp_path: Path) -> None:
+    src = make_video(tmp_path / "clip.webm", frames=12)
+    report = stylize_video(identity, src, tmp_path / "out.mp4", progress=False)
+    _, times, rate = read_video(report.output)
+    assert rate == FPS
+    assert times == [Fraction(i, FPS) for i in range(12)]  # exact, not 83 ms, 167 ms, ...
+
+
+def test_is_video() -> None:
+    assert {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"} <= VIDEO_EXTENSIONS
+    assert is_video("a/b/Clip.MP4") and is_video(Path("x.webm"))
+    assert not is_video("photo.jpg") and not is_video("mp4")

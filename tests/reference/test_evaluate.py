@@ -1,0 +1,79 @@
+"""evaluate: one report row per photo with finite numbers, the grid, the summary metrics."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from stylenet.errors import ConfigError
+from stylenet.inference.model_file import save_model
+from stylenet.io.images import load_image
+from stylenet.models import TransformerNet
+from stylenet.reference.evaluate import evaluate, training_loss
+from stylenet.reference.optimize import loss_preset
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory, style_path) -> str:
+    """A (random) small network saved the way stylenet-train saves one, loss config included."""
+    torch.manual_seed(0)
+    net = TransformerNet(base_channels=8, num_residual_blocks=1)
+    loss_cfg = loss_preset("johnson")  # what stylenet-train records
+    path = tmp_path_factory.mktemp("model") / "model.pt"
+    save_model(
+        net, path, metadata={"style_image": str(style_path), "style_size": 48, "loss": loss_cfg}
+    )
+    return str(path)
+
+
+def test_training_loss_comes_from_the_model_file(model_file, style_path, vgg16_weights) -> None:
+    target = training_loss(model_file)
+    assert target.style_image == str(style_path) and target.style_size == 48
+    assert "metadata" in target.source
+    assert (target.loss.content_weight, target.loss.style_weight) == (1.0, 0.5)
+    assert target.loss.target_gram("relu3_3").shape == (1, 256, 256)
+
+
+def test_report_has_one_finite_row_per_photo(
+    model_file, photo_dir, tmp_path, vgg16_weights
+) -> None:
+    photos = sorted(p.name for p in photo_dir.iterdir())
+    report = evaluate(model_file, photo_dir, tmp_path, size=32, optimize=[2, 5], progress=False)
+    assert [r.photo for r in report.rows] == photos
+    for row in report.rows:
+        for _, score in row.methods():
+            assert all(
+                math.isfinite(getattr(score, k)) for k in ("content", "style", "tv", "total")
+            )
+        assert row.input.content == 0  # the photo against itself
+        assert row.model.seconds is not None and row.model.seconds > 0
+        opt = row.optimization
+        assert set(opt) == {2, 5} and opt[2].seconds <= opt[5].seconds
+        # Optimization starts from the photo and lowers the total loss.
+        assert opt[5].total < row.input.total
+    on_disk = json.loads((tmp_path / "report.json").read_text())
+    assert on_disk["summary"]["photos"] == len(photos)
+    assert [b["iterations"] for b in on_disk["summary"]["optimization"]] == [2, 5]
+    assert on_disk["summary"]["optimization"][1]["time_ratio"] > 0
+    assert on_disk["rows"][0]["optimization"]["5"]["iterations"] == 5
+    metrics = report.summary.metrics()
+    assert metrics["eval/model_total"] == report.summary.model_total
+    assert metrics["eval/lbfgs_5/total"] == on_disk["summary"]["optimization"][1]["total"]
+    table = (tmp_path / "report.md").read_text()
+    assert table.count("| L-BFGS 5 |") == len(photos)
+    grid = load_image(tmp_path / "grid.jpg")
+    # photo | model | optimization per row, 32-px tiles with 4-px padding
+    assert grid.size == (3 * 32 + 4 * 4, len(photos) * 32 + (len(photos) + 1) * 4)
+    assert (tmp_path / "images" / f"{photos[0].rsplit('.', 1)[0]}_opt5.png").is_file()
+
+
+def test_a_model_without_recorded_style_needs_one(tmp_path, photo_dir, vgg16_weights) -> None:
+    path = tmp_path / "model.pt"
+    save_model(TransformerNet(base_channels=8, num_residual_blocks=1), path)
+    with pytest.raises(ConfigError, match="--style"):
+        training_loss(path)

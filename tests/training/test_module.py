@@ -1,0 +1,98 @@
+"""StyleTransferModule on its own (no Trainer run): the loss network stays frozen and out of the
+optimizer and checkpoints, steps return the weighted total, validation draws the grid."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from unittest.mock import MagicMock
+
+import pytest
+import torch
+
+from stylenet.losses import PerceptualLoss, VGG16Features
+from stylenet.models import TransformerNet
+from stylenet.training.module import StyleTransferModule
+
+
+@pytest.fixture
+def module(style_path: Path, tmp_path: Path) -> StyleTransferModule:
+    torch.manual_seed(0)
+    with pytest.warns(UserWarning, match="RANDOMLY"):
+        loss = PerceptualLoss(
+            content_weight=1.0,
+            style_weight=0.5,
+            tv_weight=10.0,
+            vgg=partial(VGG16Features, weights="random"),
+        )
+    module = StyleTransferModule(
+        TransformerNet(base_channels=4, num_residual_blocks=1),
+        loss,
+        style_image=str(style_path),
+        style_size=32,
+        optimizer=partial(torch.optim.Adam, lr=1e-3),
+        scheduler=partial(torch.optim.lr_scheduler.StepLR, step_size=10),
+        num_log_images=2,
+        image_dir=str(tmp_path / "images"),
+    )
+    # What a Trainer would provide, and what the module reads from it.
+    trainer = MagicMock(sanity_checking=False, is_global_zero=True, loggers=[], global_step=7)
+    module.trainer = trainer
+    module.log = MagicMock()  # type: ignore[method-assign]
+    return module
+
+
+def test_only_the_transform_network_is_optimized(module: StyleTransferModule) -> None:
+    config = module.configure_optimizers()
+    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]
+    params = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    assert params == {id(p) for p in module.net.parameters()}
+    assert not any(p.requires_grad for p in module.loss.vgg.parameters())
+    assert scheduler["interval"] == "step"
+    assert isinstance(scheduler["scheduler"], torch.optim.lr_scheduler.StepLR)
+
+
+def test_the_loss_network_stays_frozen_in_training_mode(module: StyleTransferModule) -> None:
+    module.train()
+    assert module.net.training and not module.loss.vgg.training
+    # The style targets were computed when the module was built.
+    assert module.loss.target_gram("relu3_3").shape == (1, 256, 256)
+
+
+def test_a_training_step_returns_the_weighted_total_and_logs_each_term(
+    module: StyleTransferModule,
+) -> None:
+    images = torch.rand(2, 3, 32, 32)
+    total = module.training_step(images, 0)
+    expected = module.loss(module.net(images), images)
+    torch.testing.assert_close(total, expected["total"])
+    total.backward()
+    assert all(p.grad is not None for p in module.net.parameters())
+    assert all(p.grad is None for p in module.loss.vgg.parameters())
+    logged = {call.args[0] for call in module.log.call_args_list}  # type: ignore[attr-defined]
+    assert logged == {"train/content", "train/style", "train/tv", "train/total"}
+
+
+def test_validation_logs_terms_per_epoch_and_saves_the_grid(
+    module: StyleTransferModule, tmp_path: Path
+) -> None:
+    module.eval()
+    with torch.no_grad():
+        module.validation_step(torch.rand(3, 3, 32, 32), 0)
+    kwargs = {call.args[0]: call.kwargs for call in module.log.call_args_list}  # type: ignore[attr-defined]
+    assert set(kwargs) == {"val/content", "val/style", "val/tv", "val/total"}
+    assert all(k["on_epoch"] and not k["on_step"] and k["sync_dist"] for k in kwargs.values())
+    (grid,) = (tmp_path / "images").iterdir()
+    assert grid.name == "val_step0000007.png"
+
+
+def test_checkpoints_hold_the_network_and_its_config_not_the_vgg(
+    module: StyleTransferModule,
+) -> None:
+    state = module.state_dict()
+    assert any(k.startswith("net.") for k in state)
+    assert not any(k.startswith("loss.vgg") for k in state)
+    checkpoint: dict = {}
+    module.on_save_checkpoint(checkpoint)
+    assert checkpoint["stylenet"]["config"] == {"base_channels": 4, "num_residual_blocks": 1}
+    assert checkpoint["stylenet"]["style_image"] == module.style_image

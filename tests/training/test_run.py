@@ -1,0 +1,192 @@
+"""train(cfg) end to end: real Lightning trainer, real Hydra composition, real VGG-16 weights,
+W&B in offline mode. Tiny photos and few steps keep each run to seconds on a CPU."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from pytorch_lightning.callbacks import Callback
+
+from stylenet.errors import ConfigError
+from stylenet.inference.model_file import load_model
+from stylenet.training.run import train
+from tests.conftest import ComposeTrain
+from tests.helpers import tiny_run_overrides
+
+pytestmark = pytest.mark.slow
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "csv" / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def val_series(rows: list[dict[str, str]], key: str) -> list[tuple[int, float]]:
+    return [(int(r["step"]), float(r[key])) for r in rows if r.get(key)]
+
+
+def test_training_lowers_style_loss_and_writes_artifacts(
+    compose_train: ComposeTrain, tmp_path, photo_dir, style_path, vgg16_weights
+) -> None:
+    overrides = [
+        *tiny_run_overrides(style_path, photo_dir, steps=60),
+        "data.image_size=64",
+        "logger=many",
+        "optimizer.lr=2e-3",
+    ]
+    run_dir = tmp_path / "run"
+    metrics = train(compose_train(overrides, run_dir))
+
+    assert metrics["global_step"] == 60
+    # Held-out style loss: logged before training (step 0) and at every validation.
+    style = val_series(read_metrics(run_dir), "val/style")
+    assert style[0][0] == 0 and style[-1][0] >= 59
+    assert style[-1][1] < 0.7 * style[0][1], style
+
+    # Checkpoints every N steps + last, with optimizer state and without the VGG.
+    ckpts = sorted(p.name for p in (run_dir / "checkpoints").glob("*.ckpt"))
+    assert "last.ckpt" in ckpts and "step0000030.ckpt" in ckpts
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt["global_step"] == 60
+    assert ckpt["optimizer_states"] and ckpt["optimizer_states"][0]["state"]
+    assert not [k for k in ckpt["state_dict"] if k.startswith("loss.vgg")]
+    assert any(k.startswith("net.") for k in ckpt["state_dict"])
+    assert ckpt["stylenet"]["config"] == {"base_channels": 32, "num_residual_blocks": 5}
+
+    # The exported model reproduces the trained network.
+    net = load_model(metrics["model_path"])
+    state = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k[:4] == "net."}
+    for name, value in net.state_dict().items():
+        torch.testing.assert_close(value, state[name])
+
+    # The resolved config and the image grids sit in the run dir.
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert saved["style"]["image"] == str(style_path)
+    assert sorted(p.name for p in (run_dir / "images").glob("*.png"))[0] == "val_step0000000.png"
+
+    # A W&B offline run with the config, the loss curves and the stylized image grids.
+    wandb_runs = list((run_dir / "wandb").glob("offline-run-*"))
+    assert len(wandb_runs) == 1
+    media = list(wandb_runs[0].glob("files/media/images/val/*.png"))
+    assert len(media) >= 2, list(wandb_runs[0].rglob("*"))
+    # wandb ≥0.19 keeps config and history in its protobuf transaction log until `wandb sync`.
+    log = next(wandb_runs[0].glob("run-*.wandb")).read_bytes()
+    for key in (b"val/style", b"train/content", b"style_weight", str(style_path).encode()):
+        assert key in log, key
+
+
+def test_resume_continues_step_count_and_optimizer(
+    compose_train: ComposeTrain, tmp_path, photo_dir, style_path
+) -> None:
+    base = [*tiny_run_overrides(style_path, photo_dir, steps=4), "logger=csv"]
+    first = train(compose_train([*base, "loss.vgg.weights=random"], tmp_path / "a"))
+    last = Path(first["run_dir"]) / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=False)["global_step"] == 4
+
+    resumed = train(
+        compose_train(
+            [*base, "loss.vgg.weights=random", "trainer.max_steps=7", f"ckpt_path={last}"],
+            tmp_path / "b",
+        )
+    )
+    assert resumed["global_step"] == 7
+    ckpt = torch.load(tmp_path / "b" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt["global_step"] == 7
+    adam_state = ckpt["optimizer_states"][0]["state"][0]
+    assert int(adam_state["step"]) == 7  # Adam's own counter went on from 4
+    rows = read_metrics(tmp_path / "b")
+    assert min(int(r["step"]) for r in rows if r.get("train/total")) >= 4
+
+
+def test_end_of_training_evaluation_reaches_wandb(
+    compose_train: ComposeTrain, tmp_path, photo_dir, style_path, vgg16_weights
+) -> None:
+    overrides = [
+        *tiny_run_overrides(style_path, photo_dir, steps=2),
+        "logger=wandb",
+        f"evaluate.content={photo_dir}",
+        "evaluate.size=32",
+        "evaluate.optimize=[3]",
+    ]
+    run_dir = tmp_path / "run"
+    train(compose_train(overrides, run_dir))
+    report = json.loads((run_dir / "evaluate" / "report.json").read_text())
+    assert len(report["rows"]) == len(list(photo_dir.iterdir()))
+    assert report["style_image"] == str(style_path.resolve())  # recorded absolute in model.pt
+    assert "3" in report["rows"][0]["optimization"]
+    (wandb_run,) = (run_dir / "wandb").glob("offline-run-*")
+    assert list(wandb_run.glob("files/media/table/eval/report*.table.json"))
+    assert list(wandb_run.glob("files/media/images/eval/grid*"))
+    assert b"eval/model_total" in next(wandb_run.glob("run-*.wandb")).read_bytes()
+
+
+def test_bad_inputs_fail_before_training_naming_the_setting(
+    compose_train: ComposeTrain, tmp_path, photo_dir, style_path
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cases = [
+        (tiny_run_overrides(style_path, empty), rf"no images .* found under {empty}"),
+        (tiny_run_overrides(tmp_path / "nope.jpg", photo_dir), r"^style.image=.*nope.jpg: no such"),
+        (tiny_run_overrides(tmp_path, photo_dir), r"^style.image=.*: is a directory"),
+        (tiny_run_overrides(style_path, tmp_path / "x"), r"^data.root=.*x: no such folder"),
+        (
+            [*tiny_run_overrides(style_path, photo_dir), f"ckpt_path={tmp_path / 'last.ckpt'}"],
+            r"^ckpt_path=.*last.ckpt: no such file",
+        ),
+    ]
+    for i, (overrides, message) in enumerate(cases):
+        cfg = compose_train([*overrides, "logger=none"], tmp_path / f"r{i}")
+        with pytest.raises(ConfigError, match=message):
+            train(cfg)
+        assert not (tmp_path / f"r{i}" / "model.pt").exists()
+
+
+def test_the_final_state_is_validated_and_checkpointed(
+    compose_train: ComposeTrain, tmp_path, photo_dir, style_path
+) -> None:
+    """5 steps with validation and checkpoints every 2: the step-5 weights still get both."""
+    overrides = [*tiny_run_overrides(style_path, photo_dir, steps=5), "logger=csv"]
+    overrides += ["loss.vgg.weights=random", "model=small"]
+    metrics = train(compose_train(overrides, tmp_path))
+    assert metrics["global_step"] == 5
+    steps = [step for step, _ in val_series(read_metrics(tmp_path), "val/style")]
+    # The baseline, after steps 2 and 4, and the final weights. Lightning logs a validation inside
+    # fit at the number of batches stepped before the current one: steps 2, 4, 5 appear as 1, 3, 4.
+    assert steps == [0, 1, 3, 4]
+    assert sorted(p.name for p in (tmp_path / "images").iterdir()) == [
+        f"val_step{step:07d}.png" for step in (0, 2, 4, 5)
+    ]
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)
+    assert last["global_step"] == 5
+    assert torch.load(tmp_path / "model.pt", weights_only=False)["metadata"]["global_step"] == 5
+
+
+class FailAtStep(Callback):
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        if trainer.global_step == self.step:
+            raise RuntimeError("simulated crash")
+
+
+def test_a_crash_mid_run_still_leaves_the_model_file(
+    compose_train: ComposeTrain, tmp_path, photo_dir, style_path
+) -> None:
+    overrides = [*tiny_run_overrides(style_path, photo_dir, steps=8), "logger=none"]
+    overrides += ["loss.vgg.weights=random", "model=small"]
+    overrides += [
+        "+callbacks.crash._target_=tests.training.test_run.FailAtStep",
+        "+callbacks.crash.step=3",
+    ]
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(compose_train(overrides, tmp_path))
+    net = load_model(tmp_path / "model.pt")
+    assert net.config.base_channels == 16
+    assert torch.load(tmp_path / "model.pt", weights_only=False)["metadata"]["global_step"] == 3
