@@ -57,7 +57,11 @@ def pad_to_multiple(images: Tensor) -> Tensor:
     can_reflect = (reflect_h.min() >= 0) & (reflect_w.min() >= 0)
     rows = torch.where(can_reflect, reflect_h, replicate_h)
     cols = torch.where(can_reflect, reflect_w, replicate_w)
-    return images.index_select(2, rows).index_select(3, cols)
+    padded = images.index_select(2, rows).index_select(3, cols)
+    if images.is_contiguous(memory_format=torch.channels_last) and not images.is_contiguous():
+        # index_select returns NCHW: keep a channels-last batch channels-last for the convs.
+        padded = padded.contiguous(memory_format=torch.channels_last)
+    return padded
 
 
 class PadCrop(nn.Module):

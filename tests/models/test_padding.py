@@ -42,3 +42,10 @@ def test_pad_crop_changes_nothing_where_the_network_needs_no_padding() -> None:
 def test_pad_crop_refuses_what_is_not_an_image_batch() -> None:
     with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
         PadCrop(TransformerNet(base_channels=4, num_residual_blocks=0))(torch.rand(3, 8, 8))
+
+
+def test_a_channels_last_batch_stays_channels_last() -> None:
+    x = torch.rand(2, 3, 30, 45).contiguous(memory_format=torch.channels_last)
+    padded = pad_to_multiple(x)
+    assert padded.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(padded, pad_to_multiple(x.contiguous()))
