@@ -23,6 +23,13 @@ ifeq ($(origin STYLENET_VGG19_WEIGHTS), undefined)
     export STYLENET_VGG19_WEIGHTS := $(SHARED_VGG19)
   endif
 endif
+# The paintings of the named style configs (style=mosaic, ...), same rule.
+SHARED_STYLES := $(abspath ../shared/data/styles)
+ifeq ($(origin STYLENET_STYLE_DIR), undefined)
+  ifneq ($(wildcard $(SHARED_STYLES)),)
+    export STYLENET_STYLE_DIR := $(SHARED_STYLES)
+  endif
+endif
 export WANDB_MODE ?= offline
 
 STYLE ?=
