@@ -14,6 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from stylenet.io.samples import package_photos, stained_glass
+from tests.helpers import save_tiny_model
 
 pytest_plugins = ["tests.vgg_files"]
 
@@ -67,6 +68,13 @@ def style_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("style") / "glass.png"
     stained_glass(128, cells=40).save(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def model_path(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A small random model.pt, read-only (tests that write next to a model make their own)."""
+    path, _ = save_tiny_model(tmp_path_factory.mktemp("model"))
+    return str(path)
 
 
 @pytest.fixture

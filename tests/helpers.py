@@ -38,6 +38,14 @@ def tiny_net() -> TransformerNet:
     return net.eval()
 
 
+def save_tiny_model(folder: Path) -> tuple[Path, TransformerNet]:
+    """`tiny_net()` written as ``folder/model.pt`` (metadata ``{"style": "x"}``)."""
+    from stylenet.inference.model_file import save_model
+
+    net = tiny_net()
+    return save_model(net, folder / "model.pt", metadata={"style": "x"}), net
+
+
 def run_cli(main: Callable[[list[str]], int], argv: list[str]) -> tuple[int, str, str]:
     """A console script's main() in this process: (exit code, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()

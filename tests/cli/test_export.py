@@ -9,9 +9,9 @@ import pytest
 
 import stylenet.inference.export as export
 from stylenet.cli.export import main
-from stylenet.inference.model_file import detect_format, save_model
+from stylenet.inference.model_file import detect_format
 from stylenet.models import TransformerNet
-from tests.helpers import run_cli, tiny_net
+from tests.helpers import run_cli, save_tiny_model
 
 TOL = 1e-4
 
@@ -22,9 +22,7 @@ def run_main(argv: list[str]) -> tuple[int, str, str]:
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TransformerNet]:
-    net = tiny_net()
-    path = save_model(net, tmp_path_factory.mktemp("run") / "model.pt", metadata={"style": "x"})
-    return path, net
+    return save_tiny_model(tmp_path_factory.mktemp("run"))
 
 
 @pytest.fixture(scope="module")

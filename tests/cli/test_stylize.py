@@ -13,18 +13,9 @@ from PIL import Image
 
 from stylenet.cli.stylize import main
 from stylenet.inference.export import export_torchscript
-from stylenet.inference.model_file import load_model, save_model
+from stylenet.inference.model_file import load_model
 from stylenet.io.images import load_image
-from stylenet.models import TransformerNet
 from tests.helpers import make_video, photo, read_video
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory) -> str:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "model.pt"
-    save_model(TransformerNet(base_channels=8, num_residual_blocks=1), path)
-    return str(path)
 
 
 def test_cli_keeps_odd_sizes_exactly(tmp_path, model_path) -> None:

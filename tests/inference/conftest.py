@@ -9,9 +9,8 @@ import pytest
 import torch
 
 from stylenet.inference.export import export_onnx, export_torchscript
-from stylenet.inference.model_file import save_model
 from stylenet.models import TransformerNet
-from tests.helpers import tiny_net
+from tests.helpers import save_tiny_model
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -26,9 +25,7 @@ def _one_thread() -> Iterator[None]:
 
 @pytest.fixture(scope="package")
 def model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TransformerNet]:
-    net = tiny_net()
-    path = save_model(net, tmp_path_factory.mktemp("run") / "model.pt", metadata={"style": "x"})
-    return path, net
+    return save_tiny_model(tmp_path_factory.mktemp("run"))
 
 
 @pytest.fixture(scope="package")

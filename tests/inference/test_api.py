@@ -14,17 +14,8 @@ import stylenet
 from stylenet.errors import ConfigError
 from stylenet.inference import api
 from stylenet.inference.export import export_torchscript
-from stylenet.inference.model_file import load_model, save_model
-from stylenet.models import TransformerNet
+from stylenet.inference.model_file import load_model
 from tests.helpers import photo
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory) -> str:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "model.pt"
-    save_model(TransformerNet(base_channels=8, num_residual_blocks=1), path)
-    return str(path)
 
 
 def test_api_accepts_pil_paths_and_tensors(tmp_path, model_path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from itertools import pairwise
 
 import numpy as np
@@ -15,16 +14,6 @@ from stylenet.errors import ConfigError
 from stylenet.inference import tiling
 from stylenet.inference.tiling import instance_norm_stats, stylize_tiled, tile_spans
 from stylenet.models import PadCrop, TransformerNet
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    # These tensors are tiny: a second thread only adds synchronization, which costs seconds
-    # per test when the other cores are busy.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
