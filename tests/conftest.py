@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,12 +14,10 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from stylenet.io.samples import package_photos, stained_glass
-from tests.helpers import save_tiny_model
+from tests.helpers import SHARED, ComposeTrain, save_tiny_model
 
 pytest_plugins = ["tests.vgg_files"]
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
 SHARED_VGG16 = SHARED / "vgg16_features_imagenet.safetensors"
 SHARED_VGG19 = SHARED / "vgg19_features_imagenet_keras_kmeans256_fp16.safetensors"
 
@@ -33,8 +31,6 @@ if not os.environ.get("STYLENET_VGG19_WEIGHTS") and SHARED_VGG19.is_file():
     os.environ["STYLENET_VGG19_WEIGHTS"] = str(SHARED_VGG19)
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
-
-ComposeTrain = Callable[[list[str], Path], DictConfig]
 
 
 @pytest.fixture(scope="session")
@@ -86,7 +82,7 @@ def hydra_init() -> Iterator[None]:
 
 
 @pytest.fixture
-def compose_train(hydra_init: None) -> ComposeTrain:
+def compose_train(hydra_init: None) -> Iterator[ComposeTrain]:
     """Compose configs/train.yaml as `stylenet-train` would, with a fixed output dir."""
 
     def compose_at(overrides: list[str], output_dir: Path) -> DictConfig:
@@ -96,4 +92,5 @@ def compose_train(hydra_init: None) -> ComposeTrain:
             cfg.paths.output_dir = str(output_dir)
         return cfg
 
-    return compose_at
+    yield compose_at
+    HydraConfig.instance().cfg = None  # the next test starts outside any Hydra job

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
 import math
 from collections.abc import Callable
@@ -13,13 +14,19 @@ import av
 import numpy as np
 import pytest
 import torch
+from omegaconf import DictConfig
 from PIL import Image
 from torch import Tensor
 
 from stylenet.models import TransformerNet
 
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"  # the project's data, where it sits beside the repo
 FPS = 12
 FRAMES = 24
+
+# The `compose_train` fixture: (overrides, output dir) -> composed configs/train.yaml.
+ComposeTrain = Callable[[list[str], Path], DictConfig]
 
 
 def tiny_net() -> TransformerNet:
@@ -52,6 +59,17 @@ def run_cli(main: Callable[[list[str]], int], argv: list[str]) -> tuple[int, str
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         rc = main(argv)
     return rc, out.getvalue(), err.getvalue()
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, str]]:
+    """The rows of a run's CSV log (logger=csv or many)."""
+    with open(run_dir / "csv" / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def val_series(rows: list[dict[str, str]], key: str) -> list[tuple[int, float]]:
+    """(step, value) of `key` in the rows that have it."""
+    return [(int(r["step"]), float(r[key])) for r in rows if r.get(key)]
 
 
 def tiny_run_overrides(style: Path, photos: Path, *, steps: int = 4) -> list[str]:

@@ -16,7 +16,7 @@ from pytorch_lightning.callbacks import Callback
 from stylenet.models import TransformerNet
 from stylenet.training.data import PhotoDataModule
 from stylenet.training.module import StyleTransferModule
-from tests.conftest import SHARED, ComposeTrain
+from tests.helpers import SHARED, ComposeTrain
 
 CONFIGS = Path(str(files("stylenet.configs")))
 

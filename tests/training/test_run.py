@@ -3,31 +3,18 @@ W&B in offline mode. Tiny photos and few steps keep each run to seconds on a CPU
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from pytorch_lightning.callbacks import Callback
 
-from stylenet.errors import ConfigError
 from stylenet.inference.model_file import load_model
 from stylenet.training.run import train
-from tests.conftest import ComposeTrain
-from tests.helpers import tiny_run_overrides
+from tests.helpers import ComposeTrain, read_metrics, tiny_run_overrides, val_series
 
 pytestmark = pytest.mark.slow
-
-
-def read_metrics(run_dir: Path) -> list[dict[str, str]]:
-    with open(run_dir / "csv" / "metrics.csv") as f:
-        return list(csv.DictReader(f))
-
-
-def val_series(rows: list[dict[str, str]], key: str) -> list[tuple[int, float]]:
-    return [(int(r["step"]), float(r[key])) for r in rows if r.get(key)]
 
 
 def test_training_lowers_style_loss_and_writes_artifacts(
@@ -123,70 +110,3 @@ def test_end_of_training_evaluation_reaches_wandb(
     assert list(wandb_run.glob("files/media/table/eval/report*.table.json"))
     assert list(wandb_run.glob("files/media/images/eval/grid*"))
     assert b"eval/model_total" in next(wandb_run.glob("run-*.wandb")).read_bytes()
-
-
-def test_bad_inputs_fail_before_training_naming_the_setting(
-    compose_train: ComposeTrain, tmp_path, photo_dir, style_path
-) -> None:
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    cases = [
-        (tiny_run_overrides(style_path, empty), rf"no images .* found under {empty}"),
-        (tiny_run_overrides(tmp_path / "nope.jpg", photo_dir), r"^style.image=.*nope.jpg: no such"),
-        (tiny_run_overrides(tmp_path, photo_dir), r"^style.image=.*: is a directory"),
-        (tiny_run_overrides(style_path, tmp_path / "x"), r"^data.root=.*x: no such folder"),
-        (
-            [*tiny_run_overrides(style_path, photo_dir), f"ckpt_path={tmp_path / 'last.ckpt'}"],
-            r"^ckpt_path=.*last.ckpt: no such file",
-        ),
-    ]
-    for i, (overrides, message) in enumerate(cases):
-        cfg = compose_train([*overrides, "logger=none"], tmp_path / f"r{i}")
-        with pytest.raises(ConfigError, match=message):
-            train(cfg)
-        assert not (tmp_path / f"r{i}" / "model.pt").exists()
-
-
-def test_the_final_state_is_validated_and_checkpointed(
-    compose_train: ComposeTrain, tmp_path, photo_dir, style_path
-) -> None:
-    """5 steps with validation and checkpoints every 2: the step-5 weights still get both."""
-    overrides = [*tiny_run_overrides(style_path, photo_dir, steps=5), "logger=csv"]
-    overrides += ["loss.vgg.weights=random", "model=small"]
-    metrics = train(compose_train(overrides, tmp_path))
-    assert metrics["global_step"] == 5
-    steps = [step for step, _ in val_series(read_metrics(tmp_path), "val/style")]
-    # The baseline, after steps 2 and 4, and the final weights. Lightning logs a validation inside
-    # fit at the number of batches stepped before the current one: steps 2, 4, 5 appear as 1, 3, 4.
-    assert steps == [0, 1, 3, 4]
-    assert sorted(p.name for p in (tmp_path / "images").iterdir()) == [
-        f"val_step{step:07d}.png" for step in (0, 2, 4, 5)
-    ]
-    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)
-    assert last["global_step"] == 5
-    assert torch.load(tmp_path / "model.pt", weights_only=False)["metadata"]["global_step"] == 5
-
-
-class FailAtStep(Callback):
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_train_batch_end(self, trainer, *args) -> None:
-        if trainer.global_step == self.step:
-            raise RuntimeError("simulated crash")
-
-
-def test_a_crash_mid_run_still_leaves_the_model_file(
-    compose_train: ComposeTrain, tmp_path, photo_dir, style_path
-) -> None:
-    overrides = [*tiny_run_overrides(style_path, photo_dir, steps=8), "logger=none"]
-    overrides += ["loss.vgg.weights=random", "model=small"]
-    overrides += [
-        "+callbacks.crash._target_=tests.training.test_run.FailAtStep",
-        "+callbacks.crash.step=3",
-    ]
-    with pytest.raises(RuntimeError, match="simulated crash"):
-        train(compose_train(overrides, tmp_path))
-    net = load_model(tmp_path / "model.pt")
-    assert net.config.base_channels == 16
-    assert torch.load(tmp_path / "model.pt", weights_only=False)["metadata"]["global_step"] == 3
