@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 
 from stylenet.inference.model_file import save_model
 from stylenet.reference.evaluate import evaluate
@@ -48,9 +48,8 @@ class FinalCheckpoint(Callback):
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         callback = trainer.checkpoint_callback
-        dirpath = getattr(callback, "dirpath", None)
-        if dirpath and trainer.global_step > 0:
-            trainer.save_checkpoint(Path(dirpath) / "last.ckpt")
+        if isinstance(callback, ModelCheckpoint) and callback.dirpath and trainer.global_step > 0:
+            trainer.save_checkpoint(Path(callback.dirpath) / "last.ckpt")
 
 
 class ExportModel(Callback):
@@ -84,21 +83,19 @@ class ExportModel(Callback):
 
 
 class LogSkippedFiles(Callback):
-    """Log ``data/skipped_files`` (unreadable photos skipped so far, all workers) every
-    `every_n_steps`."""
+    """Log ``data/skipped_files``, the unreadable photos `datamodule` skipped so far (all
+    workers), every `every_n_steps`."""
 
-    def __init__(self, every_n_steps: int) -> None:
+    def __init__(self, datamodule: PhotoDataModule, every_n_steps: int) -> None:
+        self.datamodule = datamodule
         self.every_n_steps = max(1, every_n_steps)
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any
     ) -> None:
-        datamodule = getattr(trainer, "datamodule", None)
-        if (
-            isinstance(datamodule, PhotoDataModule)
-            and trainer.global_step % self.every_n_steps == 0
-        ):
-            pl_module.log("data/skipped_files", float(datamodule.skipped_count()), on_step=True)
+        if trainer.global_step % self.every_n_steps == 0:
+            skipped = float(self.datamodule.skipped_count())
+            pl_module.log("data/skipped_files", skipped, on_step=True)
 
 
 class EvaluateAtEnd(Callback):

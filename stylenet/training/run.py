@@ -41,7 +41,7 @@ def _instantiate_all(node: DictConfig | None) -> list[Any]:
     return [instantiate(v) for v in node.values() if v is not None and "_target_" in v]
 
 
-def _run_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
+def _run_callbacks(cfg: DictConfig, run_dir: Path, datamodule: PhotoDataModule) -> list[Callback]:
     """The callbacks every run has (see `stylenet.training.callbacks`)."""
     model_path = run_dir / "model.pt"
     metadata = {
@@ -53,7 +53,7 @@ def _run_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
     }
     callbacks: list[Callback] = [
         ValidateAtEnd(),
-        LogSkippedFiles(every_n_steps=cfg.trainer.get("log_every_n_steps") or 50),
+        LogSkippedFiles(datamodule, every_n_steps=cfg.trainer.get("log_every_n_steps") or 50),
         FinalCheckpoint(),
         ExportModel(model_path, metadata),
     ]
@@ -100,7 +100,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     module: StyleTransferModule = instantiate(cfg.module)
     loggers: list[Logger] = _instantiate_all(cfg.get("logger"))
-    callbacks = [*_instantiate_all(cfg.get("callbacks")), *_run_callbacks(cfg, run_dir)]
+    callbacks = [*_instantiate_all(cfg.get("callbacks")), *_run_callbacks(cfg, run_dir, datamodule)]
     trainer: pl.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     resolved = OmegaConf.to_container(job_cfg, resolve=True)
     assert isinstance(resolved, dict)

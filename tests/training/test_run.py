@@ -31,7 +31,9 @@ def test_training_lowers_style_loss_and_writes_artifacts(
 
     assert metrics["global_step"] == 60
     # Held-out style loss: logged before training (step 0) and at every validation.
-    style = val_series(read_metrics(run_dir), "val/style")
+    rows = read_metrics(run_dir)
+    style = val_series(rows, "val/style")
+    assert [value for _, value in val_series(rows, "data/skipped_files")][-1] == 0.0
     assert style[0][0] == 0 and style[-1][0] >= 59
     assert style[-1][1] < 0.7 * style[0][1], style
 
