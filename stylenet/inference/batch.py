@@ -176,6 +176,15 @@ def _stylize_images(
         # even one is too large for the free memory.
         fits = stylizer.batch_capacity(height, width)
         tiled = bool(options.tile) or fits < 1
+        if fits < 1 and not options.tile:
+            log.warning(
+                "%d photo(s) of %d×%d need more memory untiled than is free; stylizing them in "
+                "%d-px tiles (--tile to choose)",
+                len(group),
+                width,
+                height,
+                tiling.DEFAULT_TILE,
+            )
         step = 1 if tiled else min(options.batch_size, fits)
         for i in range(0, len(group), step):
             batch = group[i : i + step]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
+import torch
 
 from stylenet.errors import ConfigError, OutputExistsError
-from stylenet.inference.batch import plan
+from stylenet.inference import api
+from stylenet.inference.api import load
+from stylenet.inference.batch import Options, plan, stylize_all
 from tests.helpers import photo
 
 
@@ -54,3 +58,34 @@ def test_refusals(inputs: Path, tmp_path: Path) -> None:
     with pytest.raises(OutputExistsError, match=r"a\.jpg exists.*--overwrite"):
         plan([inputs], tmp_path / "out")
     assert len(plan([inputs], tmp_path / "out", overwrite=True).jobs) == 2
+
+
+def test_photos_go_in_smaller_batches_or_tiles_when_memory_is_short(
+    model_path: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stylizer = load(model_path, device="cpu")
+    for name in "abc":
+        photo(tmp_path / "in" / f"{name}.png", size=(96, 64))
+    need = stylizer.untiled_bytes(64, 96)
+    batches: list[int] = []
+    untiled = stylizer.stylize_batch
+
+    def recording(images: torch.Tensor, **kwargs: object) -> torch.Tensor:
+        batches.append(images.shape[0])
+        return untiled(images, **kwargs)
+
+    monkeypatch.setattr(stylizer, "stylize_batch", recording)
+    monkeypatch.setattr(api, "free_memory", lambda device: 4 * need)  # room for 2 per pass
+    summary = stylize_all(stylizer, plan([tmp_path / "in"], tmp_path / "out"), Options())
+    assert summary.done == 3 and batches == [2, 1]
+
+    batches.clear()
+    monkeypatch.setattr(api, "free_memory", lambda device: need)  # not even one
+    with caplog.at_level(logging.WARNING, logger="stylenet.inference.batch"):
+        summary = stylize_all(stylizer, plan([tmp_path / "in"], tmp_path / "tiled"), Options())
+    assert summary.done == 3 and batches == []  # each photo went through the tiled path
+    assert "3 photo(s) of 96×64 need more memory untiled than is free" in caplog.text
+    assert sorted(p.name for p in (tmp_path / "tiled").iterdir()) == ["a.png", "b.png", "c.png"]
