@@ -2,7 +2,7 @@
 
 A backend maps (B, 3, H, W) float images in [0, 1] of any H, W ≥ 1 to stylized images of the
 same shape (float32, on the backend's device). `load_backend` picks one from the file's format
-(`stylenet.inference.model_file.detect_format`):
+(`stylenet.inference.model_file.open_model`):
 
 - stylenet model file (``model.pt``) or Lightning checkpoint (``.ckpt``) → ``eager``
 - TorchScript archive (``stylenet-export --format torchscript``)        → ``torchscript``
@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from stylenet.errors import ConfigError
 from stylenet.inference.export import onnx_model_proto, script_wrapper
-from stylenet.inference.model_file import ModelFileError, detect_format, load_model
+from stylenet.inference.model_file import ModelFileError, open_model
 from stylenet.models import PadCrop, TransformerNet
 
 BACKENDS = ("eager", "torchscript", "onnxruntime")
@@ -267,7 +267,7 @@ def load_backend(
         ConfigError: An option the file or device cannot honour.
     """
     path = Path(path)
-    fmt = detect_format(path)
+    fmt, net = open_model(path)  # net: None for an export
     name = backend or FORMAT_BACKEND[fmt]
     if name not in BACKENDS:
         raise ConfigError(f"backend must be one of {BACKENDS}, got {name!r}")
@@ -285,16 +285,13 @@ def load_backend(
             raise ConfigError(f"the onnxruntime backend runs fp32 only, got {precision!r}")
         if channels_last:
             raise ConfigError("channels_last applies to the eager and torchscript backends only")
-        if fmt == "onnx":
-            model: Path | bytes = path
-        else:
-            model = onnx_model_proto(load_model(path)).SerializeToString()
+        model: Path | bytes = path if net is None else onnx_model_proto(net).SerializeToString()
         return OnnxRuntimeBackend(
             model, source=path, format=fmt, device=dev, explicit_device=device is not None
         )
 
     if name == "torchscript":
-        if fmt == "torchscript":
+        if net is None:
             try:
                 with warnings.catch_warnings():
                     # torch.jit is deprecated (FutureWarning) but is what reads these files.
@@ -303,7 +300,7 @@ def load_backend(
             except Exception as err:  # torch.jit raises RuntimeError or its own types
                 raise ModelFileError(path, f"torch.jit.load failed ({err})") from err
         else:
-            module = script_wrapper(load_model(path))
+            module = script_wrapper(net)
         return TorchScriptBackend(
             module,
             source=path,
@@ -312,8 +309,9 @@ def load_backend(
             precision=precision,
             channels_last=channels_last,
         )
+    assert net is not None  # an export on another backend was refused above
     return EagerBackend(
-        load_model(path),
+        net,
         source=path,
         format=fmt,
         device=dev,

@@ -64,12 +64,12 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     return _inspect(Path(path))[0]
 
 
-def load_model(path: str | os.PathLike[str]) -> TransformerNet:
-    """The `TransformerNet` in a model file or Lightning checkpoint, in eval mode on the CPU.
+def open_model(path: str | os.PathLike[str]) -> tuple[str, TransformerNet | None]:
+    """What `path` is and, for a model file or Lightning checkpoint, its `TransformerNet` (eval
+    mode, CPU); None for an export. The file is read once.
 
     Raises:
-        ModelFileError: Not a model file or checkpoint (an export, say), or its weights do not
-            fit the network.
+        ModelFileError: Not a format stylenet reads, or weights that do not fit the network.
     """
     path = Path(path)
     fmt, payload = _inspect(path)
@@ -78,11 +78,7 @@ def load_model(path: str | os.PathLike[str]) -> TransformerNet:
     elif fmt == "lightning":
         config, weights = _checkpoint_config(path, payload)
     else:
-        raise ModelFileError(
-            path,
-            f"an exported {fmt} model; this needs the model.pt or the Lightning .ckpt it was "
-            "exported from",
-        )
+        return fmt, None
     try:
         net = TransformerNet.from_config(TransformerConfig(**config))
         net.load_state_dict(weights)
@@ -90,7 +86,24 @@ def load_model(path: str | os.PathLike[str]) -> TransformerNet:
         raise ModelFileError(
             path, f"its weights do not fit TransformerNet({config}): {err}"
         ) from err
-    return net.eval()
+    return fmt, net.eval()
+
+
+def load_model(path: str | os.PathLike[str]) -> TransformerNet:
+    """The `TransformerNet` in a model file or Lightning checkpoint, in eval mode on the CPU.
+
+    Raises:
+        ModelFileError: Not a model file or checkpoint (an export, say), or its weights do not
+            fit the network.
+    """
+    fmt, net = open_model(path)
+    if net is None:
+        raise ModelFileError(
+            Path(path),
+            f"an exported {fmt} model; this needs the model.pt or the Lightning .ckpt it was "
+            "exported from",
+        )
+    return net
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -226,8 +226,9 @@ def uint8_to_float(
     """
     if pixels.dtype != np.uint8 or pixels.ndim < 3 or pixels.shape[-1] != 3:
         raise ValueError(f"expected (..., H, W, 3) uint8 pixels, got {pixels.dtype} {pixels.shape}")
-    # A copy: slices are not contiguous, and PIL arrays are read-only.
-    t = torch.from_numpy(np.array(pixels, copy=True)).to(device)
+    if not (pixels.flags.c_contiguous and pixels.flags.writeable):
+        pixels = np.array(pixels)  # slices are not contiguous, and PIL arrays are read-only
+    t = torch.from_numpy(pixels).to(device)
     x = t.movedim(-1, -3).to(dtype, memory_format=torch.contiguous_format)
     return x.div_(255.0)
 
