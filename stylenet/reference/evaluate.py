@@ -27,7 +27,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from hydra.utils import instantiate
 from torch import Tensor
 from tqdm import tqdm
 
@@ -37,7 +36,7 @@ from stylenet.inference.model_file import read_metadata
 from stylenet.io.files import atomic_write
 from stylenet.io.images import find_images, load_image_tensor, make_grid, save_image
 from stylenet.losses import PerceptualLoss
-from stylenet.reference.optimize import loss_preset, optimize_image
+from stylenet.reference.optimize import instantiate_loss, loss_preset, optimize_image
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +257,7 @@ def training_loss(
     if style_size is None:
         style_size = metadata.get("style_size")
     style_image = load_image_tensor(style, size=style_size)
-    loss: PerceptualLoss = instantiate(cfg)
+    loss = instantiate_loss(cfg)
     loss.set_style(style_image)
     return TrainingLoss(loss=loss, style_image=str(style), style_size=style_size, source=source)
 

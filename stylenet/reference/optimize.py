@@ -20,18 +20,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from importlib.resources import files
 from typing import Any
 
 import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import Tensor
 from tqdm import tqdm
 
-from stylenet.errors import ConfigError
+from stylenet.errors import ConfigError, StylenetError
 from stylenet.inference.backends import resolve_device
-from stylenet.losses import PerceptualLoss, VGGFeatures
+from stylenet.losses import PerceptualLoss
 
 MODES = ("style", "texture", "invert")
 # Inversion from noise settles the photo's overall brightness last (README, "The slow
@@ -55,6 +56,19 @@ def loss_preset(name: str) -> dict[str, Any]:
     node = OmegaConf.to_container(OmegaConf.create(path.read_text()), resolve=True)
     assert isinstance(node, dict)
     return {str(k): v for k, v in node.items()}
+
+
+def instantiate_loss(cfg: dict[str, Any]) -> PerceptualLoss:
+    """Build the `PerceptualLoss` of a loss config (a preset, or what model.pt recorded) as
+    ``stylenet-train`` does, with Hydra; a user error inside (an unknown layer, missing weights)
+    comes out as itself, not wrapped in Hydra's InstantiationException."""
+    try:
+        loss: PerceptualLoss = instantiate(cfg)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, StylenetError):
+            raise err.__cause__ from None
+        raise
+    return loss
 
 
 @dataclass
@@ -161,30 +175,25 @@ def build_loss(
         raise ConfigError(f"mode must be one of {MODES}, got {mode!r}")
     if net not in NET_PRESETS:
         raise ConfigError(f"net must be one of {list(NET_PRESETS)}, got {net!r}")
-    preset = loss_preset(NET_PRESETS[net])
-    vgg = preset["vgg"]
-    layers: dict[str, float] = dict(preset["style_layers"])
+    cfg = loss_preset(NET_PRESETS[net])
+    if content_layer is not None:
+        cfg["content_layers"] = [content_layer]
     if style_layers is not None:
-        layers = {name: 1.0 for name in style_layers}
-    return PerceptualLoss(
-        content_layers=[] if mode == "texture" else [content_layer or preset["content_layers"][0]],
-        style_layers={} if mode == "invert" else layers,
-        content_weight=0.0
-        if mode == "texture"
-        else _pick(content_weight, preset["content_weight"]),
-        style_weight=0.0 if mode == "invert" else _pick(style_weight, preset["style_weight"]),
-        tv_weight=_pick(tv_weight, preset["tv_weight"]),
-        vgg=partial(
-            VGGFeatures,
-            arch=vgg.get("arch", net),
-            weights=vgg_weights or vgg.get("weights"),
-            input_convention=vgg.get("input_convention"),
-        ),
-    )
-
-
-def _pick(value: float | None, default: float) -> float:
-    return float(default if value is None else value)
+        cfg["style_layers"] = {name: 1.0 for name in style_layers}
+    for key, value in (
+        ("content_weight", content_weight),
+        ("style_weight", style_weight),
+        ("tv_weight", tv_weight),
+    ):
+        if value is not None:
+            cfg[key] = value
+    if vgg_weights is not None:
+        cfg["vgg"]["weights"] = vgg_weights
+    if mode == "texture":
+        cfg["content_layers"], cfg["content_weight"] = [], 0.0
+    if mode == "invert":
+        cfg["style_layers"], cfg["style_weight"] = {}, 0.0
+    return instantiate_loss(cfg)
 
 
 def optimize(

@@ -26,3 +26,11 @@ def test_cli_writes_the_image_and_refuses_to_overwrite(
     assert (
         capsys.readouterr().err == "stylenet-optimize: mode texture needs a style image (--style)\n"
     )
+
+
+def test_a_bad_layer_is_one_line_and_exit_status_2(tmp_path, style_path, capsys) -> None:
+    args = ["texture", "--style", str(style_path), "-o", str(tmp_path / "t.png")]
+    assert main([*args, "--style-layers", "relu9_9", "--size", "32", "-q"]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("stylenet-optimize: unknown VGG-16 layer name(s) ['relu9_9']")
+    assert not (tmp_path / "t.png").exists()
