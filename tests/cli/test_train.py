@@ -145,6 +145,8 @@ def test_multirun_sweep_makes_separate_runs(tmp_path, photo_dir, style_path) -> 
         *TRAIN,
         "-m",
         *tiny_run_overrides(style_path, photo_dir, steps=2),
+        "loss.vgg.weights=random",  # about sweeps, not quality: needs no real weights
+        "model=small",
         "loss.style_weight=1,2",
         "logger=wandb",
         f"hydra.sweep.dir={sweep_dir}",
