@@ -4,11 +4,13 @@ VGG-16."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
+from stylenet.errors import ConfigError
 from stylenet.losses import functional as LF
 from stylenet.losses.vgg import VGG16Features
 
@@ -57,6 +59,16 @@ class PerceptualLoss(nn.Module):
         self.style_weight = float(style_weight)
         self.tv_weight = float(tv_weight)
         self.pixel_weight = float(pixel_weight)
+        weights = {
+            "content_weight": self.content_weight,
+            "style_weight": self.style_weight,
+            "tv_weight": self.tv_weight,
+            "pixel_weight": self.pixel_weight,
+            **{f"style_layers.{k}": v for k, v in self.style_layers.items()},
+        }
+        for name, value in weights.items():
+            if not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{name}={value}: loss weights must be finite and >= 0")
         needed = list(dict.fromkeys([*self.content_layers, *self.style_layers]))
         if vgg is None:
             vgg = VGG16Features(needed)
@@ -102,7 +114,9 @@ class PerceptualLoss(nn.Module):
 
         if self.content_layers:
             with torch.no_grad():
-                target_feats = self.vgg(content)
+                # Only as deep as the content layers: relu2_2 is 4 of VGG-16's 13 convs, and
+                # at 256² about a third of the MACs up to relu4_3.
+                target_feats = self.vgg(content, layers=self.content_layers)
             terms["content"] = self.content_weight * _sum(
                 [LF.content_loss(out_feats[n], target_feats[n]) for n in self.content_layers]
             )

@@ -174,12 +174,23 @@ class VGGFeatures(nn.Module):
         """Always stays in eval mode, whatever the enclosing module asks."""
         return super().train(False)
 
-    def forward(self, images: Tensor) -> dict[str, Tensor]:
-        """Activations of the requested layers: {name: (B, C, H', W')}."""
+    def forward(self, images: Tensor, layers: Iterable[str] | None = None) -> dict[str, Tensor]:
+        """Activations of the requested layers: {name: (B, C, H', W')}.
+
+        Args:
+            images: (B, 3, H, W) RGB in [0, 1].
+            layers: A subset of ``self.layers`` to return; the pass stops after the deepest of
+                them (the content target needs relu2_2 only, not the whole network). None: all.
+        """
+        wanted = set(self.layers if layers is None else layers)
+        if not wanted <= set(self.layers):
+            raise ValueError(
+                f"layers {sorted(wanted - set(self.layers))} were not requested "
+                f"when this network was built (it has {self.layers})"
+            )
         if self._bgr:  # mean/std are in the network's channel order
             images = images.flip(1)
         x = (images - self.mean) / self.std
-        wanted = set(self.layers)
         out: dict[str, Tensor] = {}
         for name, module in self.features.named_children():
             x = module(x)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
+from stylenet.errors import ConfigError
 from stylenet.losses import PerceptualLoss, VGG16Features, gram_matrix, style_loss
+from stylenet.losses.functional import content_loss
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +51,34 @@ def test_perceptual_loss_terms_and_targets(random_vgg: VGG16Features) -> None:
     assert loss(style.unsqueeze(0), style.unsqueeze(0))["style"].item() == pytest.approx(
         0.0, abs=1e-6
     )
+
+
+def test_the_content_target_pass_stops_at_the_content_layer(random_vgg: VGG16Features) -> None:
+    loss = PerceptualLoss(
+        content_layers=["relu2_2"], style_layers=["relu1_2", "relu3_3"], vgg=random_vgg
+    )
+    loss.set_style(torch.rand(3, 32, 32))
+    batches: list[int] = []
+    hook = random_vgg.features.relu3_3.register_forward_hook(
+        lambda module, args, out: batches.append(out.shape[0])
+    )
+    try:
+        output, photos = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+        terms = loss(output, photos)
+    finally:
+        hook.remove()
+    assert batches == [2]  # relu3_3 ran once: for the output, not for the photos
+    expected = content_loss(random_vgg(output)["relu2_2"], random_vgg(photos)["relu2_2"])
+    torch.testing.assert_close(terms["content"], expected)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"style_weight": -1.0}, {"tv_weight": math.nan}, {"style_layers": {"relu1_2": -0.5}}],
+)
+def test_negative_or_nan_weights_are_refused(random_vgg: VGG16Features, kwargs) -> None:
+    with pytest.raises(ConfigError, match="loss weights must be finite and >= 0"):
+        PerceptualLoss(vgg=random_vgg, **kwargs)
 
 
 def test_perceptual_loss_needs_a_style(random_vgg: VGG16Features) -> None:

@@ -35,6 +35,24 @@ def test_vgg_returns_named_layers_and_truncates(random_vgg: VGG16Features) -> No
     assert list(random_vgg.features.named_children())[-1][0] == "relu3_3"
 
 
+def test_a_pass_for_some_layers_stops_after_the_deepest_of_them(random_vgg: VGG16Features) -> None:
+    ran: list[str] = []
+    hooks = [
+        m.register_forward_hook(lambda *_, name=name: ran.append(name))
+        for name, m in random_vgg.features.named_children()
+    ]
+    try:
+        x = torch.rand(1, 3, 32, 32)
+        some = random_vgg(x, layers=["relu2_2"])
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert list(some) == ["relu2_2"] and ran[-1] == "relu2_2"
+    torch.testing.assert_close(some["relu2_2"], random_vgg(x)["relu2_2"])
+    with pytest.raises(ValueError, match=r"\['relu4_3'\] were not requested"):
+        random_vgg(x, layers=["relu4_3"])
+
+
 def test_unknown_layer_name_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match=r"unknown VGG-16 layer.*relu9_9.*valid names"):
         VGG16Features(["relu2_2", "relu9_9"], weights="random")
