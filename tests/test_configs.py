@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from importlib.resources import files
@@ -73,6 +74,44 @@ def test_group_option_instantiates(compose_train: ComposeTrain, tmp_path, overri
         datamodule = instantiate(node)
         assert isinstance(datamodule, PhotoDataModule)
         assert datamodule.image_size == node.image_size
+
+
+@pytest.mark.parametrize(
+    ("overrides", "precision", "compile", "channels_last"),
+    [
+        ([], "32-true", False, False),
+        (["trainer=cpu"], "32-true", True, False),  # scripts/bench_train.py: the fast CPU step
+        (["experiment=cpu_quick"], "32-true", False, False),  # 128²: compiling does not pay
+        (["trainer=gpu"], "mixed", True, True),
+        (["trainer=ddp"], "mixed", True, True),
+    ],
+)
+def test_trainer_presets_set_precision_compile_and_layout(
+    compose_train: ComposeTrain, tmp_path, overrides, precision, compile, channels_last
+) -> None:
+    cfg = compose_train([*BASE, *overrides], tmp_path)
+    resolved = OmegaConf.to_container(cfg.trainer, resolve=True)
+    if precision == "mixed":  # bf16 where the GPU has it, fp16 otherwise (none here: fp16)
+        assert resolved["precision"] in ("bf16-mixed", "16-mixed")
+        assert resolved["accelerator"] == "gpu"
+    else:
+        assert resolved["precision"] == precision
+    assert (cfg.train.compile, cfg.train.channels_last) == (compile, channels_last)
+    assert (cfg.module.compile, cfg.module.channels_last) == (compile, channels_last)
+    if "trainer=ddp" in overrides:
+        assert resolved["strategy"] == "ddp" and resolved["devices"] == -1
+
+
+def test_run_name_names_the_run_folder(tmp_path) -> None:
+    # A missing style.image stops the job at once, after Hydra made its run folder.
+    cmd = [sys.executable, "-m", "stylenet.cli.train", "style.image=nope.jpg", "data.root=."]
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    for extra in ([], ["run_name=exp1"]):
+        proc = subprocess.run([*cmd, *extra], capture_output=True, text=True, cwd=tmp_path, env=env)
+        assert proc.returncode == 2, proc.stderr[-2000:]
+    folders = sorted(p.name for p in (tmp_path / "outputs" / "train" / "custom").iterdir())
+    assert len(folders) == 2 and folders[0].startswith("20")  # the start time
+    assert folders[1] == "exp1"
 
 
 def test_the_lightning_module_is_built_from_yaml(

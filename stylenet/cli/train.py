@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 
 from stylenet.cli.common import EXIT_USAGE, exit_code
 from stylenet.errors import StylenetError
+from stylenet.training import resolvers
 from stylenet.training.inputs import check_inputs
 
 PROG = "stylenet-train"
@@ -90,6 +91,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
 
 def main() -> None:
     """Console script ``stylenet-train``."""
+    resolvers.register()
     if "--debug" in sys.argv[1:]:
         sys.argv.remove("--debug")
         os.environ["HYDRA_FULL_ERROR"] = "1"

@@ -36,6 +36,11 @@ class StyleTransferModule(pl.LightningModule):
         num_log_images: Held-out photos shown in the (photo | stylized) grid at each
             validation.
         image_dir: Where the grids are also saved as PNG (None: not saved).
+        compile: ``torch.compile`` the training step's forward and loss (transform network +
+            VGG + loss terms) and so its backward; compiled on the first step (about a minute
+            on CPU). Validation stays eager. See ``scripts/bench_train.py`` for what it gains.
+        channels_last: Keep the network's weights and the photos in channels-last (NHWC)
+            memory layout, which the convolution kernels of recent GPUs prefer.
     """
 
     def __init__(
@@ -49,6 +54,8 @@ class StyleTransferModule(pl.LightningModule):
         scheduler: SchedulerFactory | None = None,
         num_log_images: int = 4,
         image_dir: str | None = None,
+        compile: bool = False,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         self.net = net
@@ -59,10 +66,33 @@ class StyleTransferModule(pl.LightningModule):
         self.scheduler_factory = scheduler
         self.num_log_images = num_log_images
         self.image_dir = Path(image_dir) if image_dir else None
+        self.compile_step = compile
+        self.channels_last = channels_last
         self.loss.set_style(load_image_tensor(self.style_image, size=style_size))
+        if channels_last:
+            self.net.to(memory_format=torch.channels_last)
+            self.loss.to(memory_format=torch.channels_last)
+        self._compiled_terms: Callable[[Tensor], dict[str, Tensor]] | None = None
+        self.last_terms: dict[str, Tensor] = {}
 
     def forward(self, images: Tensor) -> Tensor:
         return self.net(images)
+
+    def terms(self, images: Tensor) -> dict[str, Tensor]:
+        """The loss terms of one training batch (the weighted terms and their ``total``)."""
+        return self.loss(self.net(images), images)
+
+    def train_terms(self, images: Tensor) -> dict[str, Tensor]:
+        """`terms` as the training step computes it: channels-last and compiled if asked."""
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        if not self.compile_step:
+            return self.terms(images)
+        if self._compiled_terms is None:
+            # A compiled bound method, not a compiled submodule: parameter names and
+            # checkpoints stay those of the eager network.
+            self._compiled_terms = torch.compile(self.terms)
+        return self._compiled_terms(images)
 
     def _log_terms(self, stage: str, terms: dict[str, Tensor], batch_size: int) -> None:
         on_step = stage == "train"
@@ -78,7 +108,8 @@ class StyleTransferModule(pl.LightningModule):
             )
 
     def training_step(self, images: Tensor, batch_idx: int) -> Tensor:
-        terms = self.loss(self.net(images), images)
+        terms = self.train_terms(images)
+        self.last_terms = {k: v.detach() for k, v in terms.items()}  # for DivergenceGuard
         self._log_terms("train", terms, images.shape[0])
         return terms["total"]
 

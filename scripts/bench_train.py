@@ -1,0 +1,435 @@
+"""Training-step speed: the reference loop against stylenet's step, in one process.
+
+The reference is pytorch/examples' fast_neural_style recipe: the same Johnson transform network,
+fp32, eager, and two full VGG-16 passes (to relu4_3) per step, one over the output and one over
+the photos, MSE on relu2_2 and on the Gram matrices of relu1_2…relu4_3, Adam.
+
+stylenet's steps are built from the Hydra config exactly as ``stylenet-train`` builds them
+(``configs/train.yaml`` composed with each variant's overrides, then the ``module`` node
+instantiated), and timed without Lightning: one call of `StyleTransferModule.train_terms`,
+backward, optimizer step. Variants run interleaved (round-robin, ``--rounds`` times) on the same
+in-memory batch, so a machine that slows down mid-run slows every variant alike; each cell is the
+median over rounds, and ×ref is its time over the reference's in the same table.
+
+Then, once each: a breakdown of one eager step (transform forward, VGG + loss forward, backward,
+optimizer) for the reference and stylenet, the data loader (decode + resize per photo and batches
+per second at 0 and N workers), and the Lightning overhead (Trainer.fit per step, from the
+difference of two run lengths, against the bare step).
+
+    python scripts/bench_train.py                          # CPU: batch 4, 256²
+    python scripts/bench_train.py --device cuda --batch 4 16
+    python scripts/bench_train.py --size 128 --rounds 2 --skip lightning data
+
+Weights: ``--vgg`` or $STYLENET_VGG16_WEIGHTS (the real ones; speed does not depend on them,
+``--vgg random`` works too). Photos: ``--photos`` (default ../shared/data/coco-mini if present).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from stylenet.io.images import find_images
+from stylenet.losses import VGG16Features
+from stylenet.losses import functional as LF
+from stylenet.models import TransformerNet
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+
+# name -> overrides of configs/train.yaml (on top of --overrides); "ref" is the reference loop.
+CPU_VARIANTS: dict[str, list[str] | None] = {
+    "reference (pytorch/examples recipe)": None,
+    "stylenet eager fp32": ["trainer=default", "train.compile=false"],
+    "stylenet trainer=cpu (compiled fp32)": ["trainer=cpu"],
+}
+CUDA_VARIANTS: dict[str, list[str] | None] = {
+    "reference (pytorch/examples recipe)": None,
+    "stylenet eager fp32": ["trainer=default", "train.compile=false"],
+    "stylenet trainer=gpu (mixed, channels_last, compiled)": ["trainer=gpu"],
+}
+
+
+class Step:
+    """One training step: `run(images)` does forward, backward and the optimizer step.
+
+    `parts(images)` does the same with the phases timed separately (synchronizing after each).
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        forward: Callable[[Tensor], Tensor],
+        loss: Callable[[Tensor, Tensor], Tensor],
+        optimizer: torch.optim.Optimizer,
+        autocast: Callable[[], AbstractContextManager[Any]] = nullcontext,
+        full: Callable[[Tensor], Tensor] | None = None,
+    ) -> None:
+        self.net, self.forward, self.loss, self.optimizer = net, forward, loss, optimizer
+        self.autocast = autocast
+        self.full = full  # forward + loss in one call (the compiled path); None: compose them
+
+    def run(self, images: Tensor) -> float:
+        with self.autocast():
+            total = self.full(images) if self.full else self.loss(self.forward(images), images)
+        total.backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return float(total.detach())
+
+    def parts(self, images: Tensor, sync: Callable[[], None]) -> dict[str, float]:
+        times: dict[str, float] = {}
+        start = time.perf_counter()
+
+        def lap(name: str) -> None:
+            nonlocal start
+            sync()
+            now = time.perf_counter()
+            times[name] = now - start
+            start = now
+
+        with self.autocast():
+            output = self.forward(images)
+            lap("transform forward")
+            total = self.loss(output, images)
+            lap("VGG + loss forward")
+        total.backward()
+        lap("backward")
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        lap("optimizer")
+        return times
+
+
+def reference_step(vgg: str | None, style: Tensor, device: torch.device) -> Step:
+    """pytorch/examples fast_neural_style's step: two full VGG passes, MSE losses, fp32 eager.
+    (Its 0-255 scaling and weights change the numbers, not the work.)"""
+    torch.manual_seed(0)
+    net = TransformerNet().to(device)
+    features = VGG16Features(STYLE_LAYERS, weights=vgg).to(device)
+    with torch.no_grad():
+        grams = [LF.gram_matrix(f) for f in features(style.to(device)).values()]
+
+    def loss(output: Tensor, images: Tensor) -> Tensor:
+        out_feats, photo_feats = features(output), features(images)  # both to relu4_3
+        content = F.mse_loss(out_feats["relu2_2"], photo_feats["relu2_2"])
+        style_loss = sum(
+            F.mse_loss(LF.gram_matrix(f), g.expand(f.shape[0], -1, -1))
+            for f, g in zip(out_feats.values(), grams, strict=True)
+        )
+        return 1e5 * content + 1e10 * style_loss
+
+    return Step(net, net, loss, torch.optim.Adam(net.parameters(), lr=1e-3))
+
+
+def stylenet_step(overrides: list[str], device: torch.device) -> Step:
+    """The step `stylenet-train` runs for these overrides (its module, optimizer and
+    precision), without Lightning."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.utils import instantiate
+
+    from stylenet.training import resolvers
+    from stylenet.training.module import StyleTransferModule
+
+    resolvers.register()
+    GlobalHydra.instance().clear()
+    with initialize_config_module("stylenet.configs", version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    torch.manual_seed(0)
+    module: StyleTransferModule = instantiate(cfg.module).to(device)
+    module.train()
+    optimizer = instantiate(cfg.optimizer)(module.net.parameters())
+    precision = str(cfg.trainer.precision)
+    dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
+
+    def autocast() -> AbstractContextManager[Any]:
+        if dtype is None:
+            return nullcontext()
+        return torch.autocast(device.type, dtype=dtype)
+
+    def loss(output: Tensor, images: Tensor) -> Tensor:
+        return module.loss(output, images)["total"]
+
+    def full(images: Tensor) -> Tensor:
+        return module.train_terms(images)["total"]
+
+    # fp16 needs a GradScaler in real training; its cost is one multiply and an inf check.
+    return Step(module.net, module.net, loss, optimizer, autocast, full)
+
+
+def compose_overrides(style: Path, vgg: str | None, extra: list[str]) -> list[str]:
+    return [
+        f"style.image={style}",
+        "data.root=.",
+        f"loss.vgg.weights={vgg or 'null'}",
+        "logger=none",
+        f"paths.output_dir={tempfile.gettempdir()}/stylenet-bench-train",
+        *extra,
+    ]
+
+
+def batch(photos: list[Path], n: int, size: int) -> Tensor:
+    """n photos resized and cropped as for training (random pixels if there are none)."""
+    if not photos:
+        return torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(0))
+    from stylenet.training.data import PhotoFolder
+
+    data = PhotoFolder(
+        photos[:n] * (n // max(1, len(photos[:n])) + 1), image_size=size, train=False
+    )
+    return torch.stack([data[i] for i in range(n)])
+
+
+def timed_rounds(
+    steps: dict[str, Step], images: Tensor, *, rounds: int, per_round: int, sync: Callable
+) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Seconds per step of each variant in each round, and the first (warm-up) call's time."""
+    first: dict[str, float] = {}
+    for name, step in steps.items():  # warm-up: compiles, allocator, kernel selection
+        start = time.perf_counter()
+        step.run(images)
+        sync()
+        first[name] = time.perf_counter() - start
+        step.run(images)
+        sync()
+    per_step: dict[str, list[float]] = {name: [] for name in steps}
+    for r in range(rounds):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            for _ in range(per_round):
+                step.run(images)
+            sync()
+            per_step[name].append((time.perf_counter() - start) / per_round)
+        print(f"  round {r + 1}/{rounds} done", file=sys.stderr, flush=True)
+    return per_step, first
+
+
+def bench_steps(
+    args: argparse.Namespace, device: torch.device, style: Path, photos: list[Path]
+) -> None:
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    variants = CUDA_VARIANTS if device.type == "cuda" else CPU_VARIANTS
+    from stylenet.io.images import load_image_tensor
+
+    style_tensor = load_image_tensor(style, size=args.size * 2)
+    for b in args.batch:
+        images = batch(photos, b, args.size).to(device)
+        steps = {
+            name: reference_step(args.vgg, style_tensor, device)
+            if extra is None
+            else stylenet_step(
+                compose_overrides(style, args.vgg, [*args.overrides, *extra]), device
+            )
+            for name, extra in variants.items()
+        }
+        per_step, first = timed_rounds(
+            steps, images, rounds=args.rounds, per_round=args.steps, sync=sync
+        )
+        ref = statistics.median(next(iter(per_step.values())))
+        print(
+            f"\n### {device.type}, batch {b}, {args.size}², median of {args.rounds} rounds "
+            f"× {args.steps} steps\n"
+        )
+        print("| step | s/step | images/s | ×ref | first step (compile) |")
+        print("|---|---|---|---|---|")
+        for name, times in per_step.items():
+            sec = statistics.median(times)
+            print(
+                f"| {name} | {sec:.3f} | {b / sec:.2f} | ×{sec / ref:.2f} | {first[name]:.1f} s |"
+            )
+        if "breakdown" not in args.skip:
+            print(f"\nBreakdown of one eager step, batch {b} (mean of {args.steps} steps, s):\n")
+            eager = {k: s for k, s in steps.items() if s.full is None or "eager" in k}
+            rows: dict[str, dict[str, float]] = {}
+            for name, step in eager.items():
+                samples = [step.parts(images, sync) for _ in range(args.steps)]
+                rows[name] = {k: statistics.mean(s[k] for s in samples) for k in samples[0]}
+            phases = list(next(iter(rows.values())))
+            print(f"| step | {' | '.join(phases)} |")
+            print("|---|" + "---|" * len(phases))
+            for name, row in rows.items():
+                print(f"| {name} | {' | '.join(f'{row[p]:.3f}' for p in phases)} |")
+        del steps
+        sys.stdout.flush()
+
+
+def bench_data(args: argparse.Namespace, photos: list[Path]) -> None:
+    """Decode + resize + crop per photo, and the loader's images/s at 0 and N workers."""
+    from torch.utils.data import DataLoader
+
+    from stylenet.training.data import PhotoFolder
+
+    if not photos:
+        print("\n(no photos: data loader not measured; give --photos DIR)")
+        return
+    data = PhotoFolder(photos, image_size=args.size, train=True)
+    n = min(len(photos), args.photos_n)
+    start = time.perf_counter()
+    for i in range(n):
+        data[i]
+    per_photo = (time.perf_counter() - start) / n
+    pixels = statistics.mean(_megapixels(p) for p in photos[:n])
+    print(f"\n### Data: {n} photos ({pixels:.2f} MP on average), {args.size}² crops\n")
+    print(
+        f"decode + resize + crop, one process: {1000 * per_photo:.1f} ms/photo "
+        f"({1 / per_photo:.0f} photos/s)\n"
+    )
+    print("| loader | images/s |")
+    print("|---|---|")
+    for workers in sorted({0, args.workers}):
+        loader = DataLoader(
+            data,
+            batch_size=4,
+            shuffle=True,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            drop_last=True,
+        )
+        it: Iterator[Tensor] = iter(loader)
+        next(it)  # workers started
+        start = time.perf_counter()
+        count = 0
+        for images in it:
+            count += images.shape[0]
+            if count >= n:
+                break
+        print(f"| DataLoader, {workers} workers | {count / (time.perf_counter() - start):.1f} |")
+        del it, loader
+
+
+def _megapixels(path: Path) -> float:
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return img.width * img.height / 1e6
+
+
+def bench_lightning(args: argparse.Namespace, device: torch.device, style: Path) -> None:
+    """Per-step cost of `Trainer.fit` (the difference of two run lengths, so start-up cancels)
+    against the bare eager step, on the same in-memory photos."""
+    import pytorch_lightning as pl
+    from hydra.utils import instantiate
+    from torch.utils.data import DataLoader, Dataset
+
+    class Repeat(Dataset[Tensor]):
+        def __init__(self, images: Tensor) -> None:
+            self.images = images
+
+        def __len__(self) -> int:
+            return 10_000
+
+        def __getitem__(self, i: int) -> Tensor:
+            return self.images[i % len(self.images)]
+
+    b = args.batch[0]
+    images = torch.rand(b, 3, args.size, args.size, generator=torch.Generator().manual_seed(0))
+    overrides = compose_overrides(
+        style, args.vgg, [*args.overrides, "trainer=default", "train.compile=false"]
+    )
+    short, long = args.lightning_steps
+    fit_times = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in (short, long):
+            from hydra import compose, initialize_config_module
+            from hydra.core.global_hydra import GlobalHydra
+
+            GlobalHydra.instance().clear()
+            with initialize_config_module("stylenet.configs", version_base="1.3"):
+                cfg = compose("train", overrides=overrides)
+            module = instantiate(cfg.module)
+            trainer = pl.Trainer(
+                accelerator=device.type,
+                devices=1,
+                max_steps=n,
+                logger=False,
+                enable_checkpointing=False,
+                enable_progress_bar=False,
+                enable_model_summary=False,
+                num_sanity_val_steps=0,
+                limit_val_batches=0,
+                default_root_dir=tmp,
+            )
+            loader = DataLoader(Repeat(images), batch_size=b, num_workers=0)
+            start = time.perf_counter()
+            trainer.fit(module, train_dataloaders=loader)
+            fit_times.append(time.perf_counter() - start)
+    fit_per_step = (fit_times[1] - fit_times[0]) / (long - short)
+    bare = stylenet_step(overrides, device)
+    x = images.to(device)
+    bare.run(x)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    start = time.perf_counter()
+    for _ in range(long - short):
+        bare.run(x)
+    sync()
+    bare_per_step = (time.perf_counter() - start) / (long - short)
+    print(f"\n### Lightning overhead, {device.type}, batch {b}, {args.size}², eager fp32\n")
+    print("| loop | s/step | ×bare |")
+    print("|---|---|---|")
+    print(f"| bare step (forward, backward, Adam) | {bare_per_step:.3f} | ×1.00 |")
+    print(
+        f"| Trainer.fit, ({fit_times[1]:.1f} s − {fit_times[0]:.1f} s) / {long - short} steps "
+        f"| {fit_per_step:.3f} | ×{fit_per_step / bare_per_step:.2f} |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--batch", type=int, nargs="+", default=[4])
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=3, help="steps per variant per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--vgg", default=os.environ.get("STYLENET_VGG16_WEIGHTS"))
+    parser.add_argument("--style", type=Path, default=SHARED / "styles" / "mosaic.jpg")
+    parser.add_argument("--photos", type=Path, default=SHARED / "coco-mini")
+    parser.add_argument("--photos-n", type=int, default=64, help="photos for the data bench")
+    parser.add_argument("--workers", type=int, default=2, help="loader workers to measure")
+    parser.add_argument("--lightning-steps", type=int, nargs=2, default=[2, 6])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["breakdown", "data", "lightning"])
+    parser.add_argument("--overrides", nargs="*", default=[], help="more stylenet-train overrides")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    photos = find_images(args.photos) if args.photos.is_dir() else []
+    style = args.style
+    if not style.is_file():
+        from PIL import Image
+
+        style = Path(tempfile.mkdtemp()) / "style.png"
+        Image.effect_noise((args.size, args.size), 64).convert("RGB").save(style)
+
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else ""
+    git = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    print(f"$ python scripts/{Path(__file__).name} {' '.join(sys.argv[1:])}")
+    print(
+        f"stylenet {git}, torch {torch.__version__}, python {platform.python_version()}, "
+        f"{gpu or platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"{torch.get_num_threads()} threads; VGG weights {args.vgg or 'default lookup'}"
+    )
+    bench_steps(args, device, style, photos)
+    if "data" not in args.skip:
+        bench_data(args, photos)
+    if "lightning" not in args.skip:
+        bench_lightning(args, device, style)
+
+
+if __name__ == "__main__":
+    main()
