@@ -6,14 +6,15 @@ optional ones, such as checkpointing):
 - `ValidateAtEnd`: the held-out losses and image grid of the final weights, whatever
   ``val_check_interval`` is;
 - `FinalCheckpoint`: ``last.ckpt`` holds the final state, so a resume loses no step;
-- `ExportModel`: ``model.pt`` at the end, and also when the run stops on an exception or Ctrl-C,
-  so what was learned is never lost;
+- `ExportModel`: ``model.pt`` at the end, and also when the run stops on an exception or a
+  signal, so what was learned is never lost (after a divergence: the last good weights);
 - `LogSkippedFiles`: how many unreadable photos were skipped so far (``data/skipped_files``);
 - `EvaluateAtEnd`: ``stylenet-evaluate`` on held-out photos, its report handed to the loggers.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from collections.abc import Sequence
@@ -24,9 +25,11 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 
 from stylenet.inference.model_file import save_model
+from stylenet.models import TransformerNet
 from stylenet.reference.evaluate import evaluate
 from stylenet.training.data import PhotoDataModule
-from stylenet.training.loggers import log_report
+from stylenet.training.faults import TrainingDiverged
+from stylenet.training.loggers import log_model_file, log_report
 from stylenet.training.module import StyleTransferModule
 
 log = logging.getLogger(__name__)
@@ -54,7 +57,12 @@ class FinalCheckpoint(Callback):
 
 class ExportModel(Callback):
     """Write the trained network as a self-describing model file (`save_model`) on rank 0, at
-    the end of training and when it stops on an exception (Ctrl-C included).
+    the end of training and when it stops on an exception (Ctrl-C included), then hand it to the
+    loggers that keep model files (W&B: an artifact; ``logger.wandb.log_model=false`` turns it
+    off).
+
+    When the run diverged (`TrainingDiverged`) the file gets the weights of the last good step
+    instead of the current ones, so a broken network is never written as ``model.pt``.
 
     Args:
         path: The model file (``<run dir>/model.pt``).
@@ -65,21 +73,31 @@ class ExportModel(Callback):
         self.path = Path(path)
         self.metadata = metadata
 
-    def _export(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not trainer.is_global_zero or trainer.global_step == 0:
-            return
-        assert isinstance(pl_module, StyleTransferModule)
-        metadata = {**self.metadata, "global_step": trainer.global_step}
-        save_model(pl_module.net, self.path, metadata=metadata)
-        log.info("model written to %s", self.path)
+    def _export(self, net: TransformerNet, step: int) -> bool:
+        if step == 0:
+            return False  # nothing learned yet: an existing file is kept
+        metadata = {**self.metadata, "global_step": step}
+        save_model(net, self.path, metadata=metadata)
+        log.info("model written to %s (step %d)", self.path, step)
+        return True
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._export(trainer, pl_module)
+        assert isinstance(pl_module, StyleTransferModule)
+        if trainer.is_global_zero and self._export(pl_module.net, trainer.global_step):
+            log_model_file(trainer.loggers, self.path, self.metadata)
 
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
-        self._export(trainer, pl_module)
+        if not trainer.is_global_zero:
+            return
+        assert isinstance(pl_module, StyleTransferModule)
+        if not isinstance(exception, TrainingDiverged):
+            self._export(pl_module.net, trainer.global_step)
+        elif exception.good_state is not None and exception.good_step is not None:
+            net = copy.deepcopy(pl_module.net).cpu()
+            net.load_state_dict(exception.good_state)
+            self._export(net, exception.good_step)
 
 
 class LogSkippedFiles(Callback):

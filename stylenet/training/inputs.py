@@ -6,6 +6,7 @@ Kept free of Lightning and torchvision, so ``stylenet-train`` can run it before 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +26,66 @@ def _setting(cfg: DictConfig, key: str) -> Any:
         raise ConfigError(f"{key} is not set: give {key}=...") from None
 
 
+LOSS_WEIGHTS = ("content_weight", "style_weight", "tv_weight", "pixel_weight")
+
+
+def checkpoint_dir(cfg: DictConfig) -> Path:
+    """Where the run's checkpoints go (the checkpoint callback's folder)."""
+    folder = OmegaConf.select(cfg, "callbacks.model_checkpoint.dirpath")
+    return Path(folder) if folder else Path(cfg.paths.output_dir) / "checkpoints"
+
+
+def _check_weight(key: str, value: Any) -> None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key}={value!s}: not a number") from None
+    if not math.isfinite(number) or number < 0:
+        raise ConfigError(f"{key}={value}: loss weights must be finite and >= 0")
+
+
+def check_settings(cfg: DictConfig) -> None:
+    """Refuse settings that would waste a run: negative or NaN loss weights, a learning rate
+    that is not a positive number, an unknown ``resume``, a run folder that would be reused.
+
+    Raises:
+        ConfigError: Naming the setting.
+    """
+    loss = cfg.get("loss") or {}
+    for name in LOSS_WEIGHTS:
+        if loss.get(name) is not None:
+            _check_weight(f"loss.{name}", loss[name])
+    layers = loss.get("style_layers")
+    if isinstance(layers, DictConfig):
+        for layer, weight in layers.items():
+            _check_weight(f"loss.style_layers.{layer!s}", weight)
+    lr = OmegaConf.select(cfg, "optimizer.lr")
+    if lr is not None:
+        _check_weight("optimizer.lr", lr)
+        if float(lr) == 0:
+            raise ConfigError("optimizer.lr=0: nothing would be learned")
+    resume = cfg.get("resume")
+    if resume not in (None, "auto"):
+        raise ConfigError(f"resume={resume}: expected auto (or leave it unset)")
+    if resume == "auto" and cfg.get("ckpt_path"):
+        raise ConfigError("give resume=auto or ckpt_path=..., not both")
+    if resume is None and OmegaConf.select(cfg, "paths.output_dir") is not None:
+        folder = checkpoint_dir(cfg)
+        if folder.is_dir() and any(folder.glob("*.ckpt")):
+            raise ConfigError(
+                f"{folder} already holds checkpoints of an earlier run: resume=auto continues "
+                "it, another run_name starts a new one"
+            )
+
+
 def check_inputs(cfg: DictConfig) -> None:
     """Fail before anything is built when an input named by the config cannot be used.
 
     Raises:
         ConfigError: The message names the setting (``style.image=``, ``data.root=``,
-            ``ckpt_path=``) and what is wrong with its file.
+            ``ckpt_path=``, a loss weight, ...) and what is wrong with it or its file.
     """
+    check_settings(cfg)
     style = _setting(cfg, "style.image")
     try:
         load_image(style)

@@ -3,13 +3,14 @@ Lightning's loggers apart when something other than numbers (images, tables) is 
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pytorch_lightning.loggers import Logger, TensorBoardLogger, WandbLogger
+from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 from torch import Tensor
 
 from stylenet.io.images import tensor_to_pil
@@ -43,12 +44,19 @@ def _run_name(group: str | None) -> str | None:
 
 
 def wandb_logger(
-    *, offline: bool | None = None, name: str | None = None, **kwargs: Any
+    *,
+    offline: bool | None = None,
+    name: str | None = None,
+    log_model: bool = True,
+    **kwargs: Any,
 ) -> WandbLogger:
     """A `WandbLogger` that runs offline unless the user is logged in.
 
     Args:
         name: Run name; None gives ``<group>-<sweep overrides>``.
+        log_model: Log ``model.pt`` as a W&B artifact (type ``model``) at the end of training
+            (`log_model_file`). Lightning's own checkpoint upload stays off: checkpoints hold
+            optimizer state and stay in the run folder.
         offline: True/False forces the mode; None (default) picks online only when W&B credentials
             exist. The environment variable ``WANDB_MODE`` (e.g. ``offline``, ``disabled``) always
             wins, as in wandb itself.
@@ -61,7 +69,24 @@ def wandb_logger(
             log.info("W&B: no credentials found, logging offline (sync later with `wandb sync`)")
     if kwargs.get("save_dir"):
         os.makedirs(kwargs["save_dir"], exist_ok=True)
-    return WandbLogger(offline=offline, name=name or _run_name(kwargs.get("group")), **kwargs)
+    logger = WandbLogger(
+        offline=offline, name=name or _run_name(kwargs.get("group")), log_model=False, **kwargs
+    )
+    logger.stylenet_log_model = log_model  # type: ignore[attr-defined]
+    return logger
+
+
+def log_model_file(loggers: Sequence[object], path: Path, metadata: dict[str, Any]) -> None:
+    """Log a model file to the W&B loggers made by `wandb_logger` with ``log_model`` on, as an
+    artifact named ``model-<run id>`` (offline runs keep it for ``wandb sync``)."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger) and getattr(logger, "stylenet_log_model", False):
+            import wandb
+
+            run = logger.experiment
+            artifact = wandb.Artifact(f"model-{run.id}", type="model", metadata=metadata)
+            artifact.add_file(str(path), name=path.name)
+            run.log_artifact(artifact, aliases=["latest"])
 
 
 def log_image(
@@ -101,3 +126,29 @@ def log_report(
             logger.experiment.summary.update(metrics)
         else:
             logger.log_metrics(metrics, step=step)
+
+
+def keep_earlier_metrics(loggers: Sequence[object], up_to_step: int) -> None:
+    """Keep the rows of an earlier session in a resumed run's CSV log.
+
+    Lightning's CSV logger deletes an existing ``metrics.csv`` when it starts; for a resumed run
+    the rows logged before the checkpoint's step are read first and written back, so the file
+    holds the whole run (Lightning logs step s at row step s - 1; rows a killed session logged
+    after its last checkpoint are dropped: those steps are trained again). Call before the
+    loggers are used.
+    """
+    for logger in loggers:
+        if not isinstance(logger, CSVLogger):
+            continue
+        path = Path(logger.log_dir) / "metrics.csv"
+        if not path.is_file():
+            continue
+        with path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            keys = list(reader.fieldnames or [])
+            rows = [r for r in reader if r.get("step") and int(r["step"]) < up_to_step]
+        writer = logger.experiment  # starting it deletes the file
+        writer.metrics_keys = list(dict.fromkeys([*writer.metrics_keys, *keys]))
+        writer.metrics = [*rows, *writer.metrics]
+        writer.save()
+        log.info("kept %d rows of %s from before step %d", len(rows), path, up_to_step)

@@ -8,6 +8,7 @@ step (the held-out baseline every run's curves start from), fit.
 from __future__ import annotations
 
 import logging
+import signal
 import warnings
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.loggers import Logger
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from stylenet.errors import ConfigError
+from stylenet.training import resolvers
 from stylenet.training.callbacks import (
     EvaluateAtEnd,
     ExportModel,
@@ -26,8 +29,15 @@ from stylenet.training.callbacks import (
     LogSkippedFiles,
     ValidateAtEnd,
 )
+from stylenet.training.checkpoints import (
+    AtomicCheckpointIO,
+    checkpoint_step,
+    find_resume_checkpoint,
+)
 from stylenet.training.data import PhotoDataModule
-from stylenet.training.inputs import check_inputs
+from stylenet.training.faults import DivergenceGuard, StopOnSignal, TrainingInterrupted
+from stylenet.training.inputs import check_inputs, checkpoint_dir
+from stylenet.training.loggers import keep_earlier_metrics
 from stylenet.training.module import StyleTransferModule
 
 log = logging.getLogger(__name__)
@@ -51,7 +61,9 @@ def _run_callbacks(cfg: DictConfig, run_dir: Path, datamodule: PhotoDataModule) 
         "image_size": cfg.data.get("image_size"),
         "loss": OmegaConf.to_container(cfg.loss, resolve=True),
     }
+    divergence = OmegaConf.select(cfg, "train.divergence") or {}
     callbacks: list[Callback] = [
+        DivergenceGuard(**divergence),
         ValidateAtEnd(),
         LogSkippedFiles(datamodule, every_n_steps=cfg.trainer.get("log_every_n_steps") or 50),
         FinalCheckpoint(),
@@ -81,6 +93,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     Raises:
         ConfigError: A bad input or setting, before anything is built.
     """
+    resolvers.register()
     check_inputs(cfg)
     datamodule: PhotoDataModule = instantiate(cfg.data)
     try:
@@ -91,6 +104,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     warnings.filterwarnings(
         "ignore", message=r".*module\(s\) in eval mode", module="pytorch_lightning"
     )
+    # A resumed run reshuffles its photos and draws new random crops: that is fine here.
+    warnings.filterwarnings(
+        "ignore", message=r".*your dataloader is not resumable", module="pytorch_lightning"
+    )
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     # The resolved job config (Hydra's own settings stay in .hydra/ next to it).
@@ -98,23 +115,39 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(job_cfg, resolve=True))
     pl.seed_everything(cfg.seed, workers=True)
 
+    ckpt_path = _resume_from(cfg)
     module: StyleTransferModule = instantiate(cfg.module)
     loggers: list[Logger] = _instantiate_all(cfg.get("logger"))
-    callbacks = [*_instantiate_all(cfg.get("callbacks")), *_run_callbacks(cfg, run_dir, datamodule)]
-    trainer: pl.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+    stop_on_signal = StopOnSignal()
+    callbacks = [
+        *_instantiate_all(cfg.get("callbacks")),
+        *_run_callbacks(cfg, run_dir, datamodule),
+        stop_on_signal,
+    ]
+    trainer: pl.Trainer = instantiate(
+        cfg.trainer, logger=loggers or False, callbacks=callbacks, plugins=[AtomicCheckpointIO()]
+    )
+    if ckpt_path is not None and cfg.get("resume") == "auto":
+        keep_earlier_metrics(loggers, checkpoint_step(Path(ckpt_path)))
     resolved = OmegaConf.to_container(job_cfg, resolve=True)
     assert isinstance(resolved, dict)
     params = {str(k): v for k, v in resolved.items()}
     for logger in loggers:
         logger.log_hyperparams(params)
 
+    stop_on_signal.install()
     try:
-        if cfg.get("ckpt_path") is None and datamodule.val_set:
+        if ckpt_path is None and datamodule.val_set:
             # Held-out losses and grid of the untrained network, logged at step 0, so every
             # run's curves start from the same baseline.
             trainer.validate(module, datamodule=datamodule, verbose=False)
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    except SIGTERMException:
+        # Lightning's handler stopped the loop (StopOnSignal saved the checkpoint); a
+        # SystemExit with no code would end the command with status 0.
+        raise TrainingInterrupted(signal.SIGTERM, trainer.global_step) from None
     finally:
+        stop_on_signal.uninstall()
         _finish_wandb()
 
     skipped = datamodule.skipped_count()
@@ -130,6 +163,20 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         skipped_files=skipped,
     )
     return metrics
+
+
+def _resume_from(cfg: DictConfig) -> str | None:
+    """The checkpoint this run continues from: ``ckpt_path``, or with ``resume=auto`` the newest
+    one in the run's checkpoint folder (None: start fresh)."""
+    if cfg.get("resume") != "auto":
+        return cfg.get("ckpt_path")
+    folder = checkpoint_dir(cfg)
+    found = find_resume_checkpoint(folder)
+    if found is None:
+        log.info("resume=auto: no checkpoint in %s yet, starting from step 0", folder)
+        return None
+    log.info("resume=auto: continuing from %s", found)
+    return str(found)
 
 
 def _finish_wandb() -> None:

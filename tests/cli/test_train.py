@@ -4,16 +4,19 @@ in one line naming the setting, exit status 2 and no traceback."""
 from __future__ import annotations
 
 import os
+import random
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
-from stylenet.inference.model_file import load_model
-from tests.helpers import tiny_run_overrides
+from stylenet.inference.model_file import load_model, read_metadata
+from tests.helpers import read_metrics, tiny_run_overrides
 
 TRAIN = [sys.executable, "-m", "stylenet.cli.train"]
 
@@ -53,6 +56,10 @@ ROWS: dict[str, tuple[list[str], str]] = {
     "bad value met building an object": (
         ["data.batch_size=0"],
         "data: batch_size must be positive",
+    ),
+    "negative loss weight": (
+        ["loss.style_weight=-1"],
+        "loss.style_weight=-1: loss weights must be finite and >= 0",
     ),
     "unknown config key": (["trainer.max_step=5"], "Could not override 'trainer.max_step'"),
 }
@@ -183,3 +190,151 @@ def test_ddp_on_two_cpu_processes(tmp_path, photo_dir, style_path) -> None:
     assert proc.stdout.count("run dir:") == 1  # printed by rank 0 only
     assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 4
     assert load_model(run_dir / "model.pt").config.base_channels == 16
+
+
+# --- faults: a bad run stops loudly, a good run is never lost --------------------------------
+
+
+def _fault_run(tmp_path: Path, photo_dir: Path, style_path: Path, *extra: str) -> list[str]:
+    """A small-network run in tmp_path, named run_name=r, with a checkpoint every 3 steps."""
+    return [
+        *TRAIN,
+        *tiny_run_overrides(style_path, photo_dir, steps=40),
+        "loss.vgg.weights=random",
+        "model=small",
+        "logger=csv",
+        "trainer.val_check_interval=10",
+        "callbacks.model_checkpoint.every_n_train_steps=3",
+        "run_name=r",
+        *extra,
+    ]
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, f"{path} did not appear"
+        time.sleep(0.05)
+
+
+def _step(path: Path) -> int:
+    return int(torch.load(path, weights_only=False, map_location="cpu")["global_step"])
+
+
+def _model_step(path: Path) -> int:
+    return int(read_metadata(path)["global_step"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_saves_checkpoint_and_model_at_the_same_step_then_fails(
+    tmp_path: Path, photo_dir, style_path, signum: int
+) -> None:
+    run_dir = tmp_path / "outputs" / "train" / "custom" / "r"
+    proc = subprocess.Popen(
+        _fault_run(tmp_path, photo_dir, style_path, "trainer.max_steps=100000"),
+        cwd=tmp_path,
+        env=user_env(),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    _wait_for(run_dir / "checkpoints" / "step0000006.ckpt", proc)
+    time.sleep(random.uniform(0, 0.5))
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + signum, stderr[-3000:]
+    name = signal.Signals(signum).name
+    [line] = [line for line in stderr.splitlines() if line.startswith("stylenet-train:")]
+    step = _step(run_dir / "checkpoints" / "last.ckpt")
+    assert (
+        line == f"stylenet-train: stopped by {name} at step {step}; last.ckpt and model.pt hold it"
+    )
+    assert step >= 6 and _model_step(run_dir / "model.pt") == step
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_auto_loses_at_most_one_checkpoint_interval(
+    tmp_path: Path, photo_dir, style_path
+) -> None:
+    run_dir = tmp_path / "outputs" / "train" / "custom" / "r"
+    ckpts = run_dir / "checkpoints"
+    cmd = _fault_run(tmp_path, photo_dir, style_path, "trainer.log_every_n_steps=1")
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, env=user_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    _wait_for(ckpts / "step0000006.ckpt", proc)
+    time.sleep(random.uniform(0, 1.0))
+    proc.kill()
+    proc.communicate(timeout=60)
+    newest = max(_step(p) for p in ckpts.glob("*.ckpt"))
+
+    # The same command again refuses to reuse the folder; with resume=auto it continues.
+    again = subprocess.run(
+        cmd, cwd=tmp_path, env=user_env(), capture_output=True, text=True, timeout=300
+    )
+    assert again.returncode == 2 and "resume=auto continues it" in again.stderr
+    resumed = subprocess.run(
+        [*cmd, "resume=auto"],
+        cwd=tmp_path,
+        env=user_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resume=auto: continuing from {ckpts}" in resumed.stdout
+    assert _step(ckpts / "last.ckpt") == 40 and _model_step(run_dir / "model.pt") == 40
+    # Adam's own step counter went on from the checkpoint (optimizer state restored).
+    ckpt = torch.load(ckpts / "last.ckpt", weights_only=False)
+    assert int(ckpt["optimizer_states"][0]["state"][0]["step"]) == 40
+    # One CSV log for the whole run: the first session's rows up to its checkpoint, then the rest.
+    steps = sorted({int(r["step"]) for r in read_metrics(run_dir) if r.get("train/total")})
+    assert steps == list(range(40)), (newest, steps)
+    assert newest >= 6
+
+
+@pytest.mark.slow
+def test_a_diverging_run_exits_1_and_keeps_the_last_good_model(
+    tmp_path: Path, photo_dir, style_path
+) -> None:
+    # lr 1e-3 for 6 steps, then ×1e30: optimizer.lr=1e30 after a good start; and from step 1.
+    explode = (
+        "+scheduler={_target_:torch.optim.lr_scheduler.StepLR,_partial_:true,"
+        "step_size:6,gamma:1e30}"
+    )
+    runs = {"late": explode, "early": "optimizer.lr=1e30"}
+    procs = {}
+    for name, override in runs.items():
+        (tmp_path / name).mkdir()
+        procs[name] = subprocess.Popen(
+            _fault_run(tmp_path, photo_dir, style_path, override),
+            cwd=tmp_path / name,
+            env=user_env(),
+            text=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+    stderr = {name: proc.communicate(timeout=600)[1] for name, proc in procs.items()}
+    lines = {
+        name: [line for line in err.splitlines() if line.startswith("stylenet-train:")]
+        for name, err in stderr.items()
+    }
+    run_dirs = {name: tmp_path / name / "outputs" / "train" / "custom" / "r" for name in runs}
+
+    assert procs["early"].returncode == 1, stderr["early"][-3000:]
+    [line] = lines["early"]
+    assert "training diverged: the loss is nan at step" in line
+    assert "No step was good, so no model was written" in line
+    assert not (run_dirs["early"] / "model.pt").exists()
+
+    assert procs["late"].returncode == 1, stderr["late"][-3000:]
+    [line] = lines["late"]
+    good = _model_step(run_dirs["late"] / "model.pt")
+    assert f"model.pt holds the weights of step {good}." in line and 6 <= good < 40
+    model = load_model(run_dirs["late"] / "model.pt")
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    # Every checkpoint left to resume from holds a step no later than the model's.
+    left = list((run_dirs["late"] / "checkpoints").glob("*.ckpt"))
+    assert left and all(_step(p) <= good for p in left)

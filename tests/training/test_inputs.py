@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from stylenet.errors import ConfigError
+from stylenet.training.inputs import check_settings
 from stylenet.training.run import train
 from tests.helpers import ComposeTrain, tiny_run_overrides
 
@@ -30,3 +31,36 @@ def test_bad_inputs_fail_before_training_naming_the_setting(
         with pytest.raises(ConfigError, match=message):
             train(cfg)
         assert not (tmp_path / f"r{i}" / "model.pt").exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("loss.style_weight=-1", r"^loss.style_weight=-1: loss weights must be finite and >= 0"),
+        ("loss.tv_weight=nan", r"^loss.tv_weight=nan: loss weights must be finite"),
+        ("loss.content_weight=inf", r"^loss.content_weight=inf: "),
+        ("loss.style_layers.relu2_2=-0.5", r"^loss.style_layers.relu2_2=-0.5: "),
+        ("optimizer.lr=0", r"^optimizer.lr=0: nothing would be learned"),
+        ("optimizer.lr=-1e-3", r"^optimizer.lr=-0.001: "),
+        ("resume=yes", r"^resume=yes: expected auto"),
+        ("ckpt_path=x.ckpt resume=auto", r"resume=auto or ckpt_path=\.\.\., not both"),
+    ],
+)
+def test_settings_that_would_waste_a_run_are_refused(
+    compose_train: ComposeTrain, tmp_path, photo_dir, style_path, override: str, message: str
+) -> None:
+    overrides = [*tiny_run_overrides(style_path, photo_dir), "logger=none", *override.split()]
+    with pytest.raises(ConfigError, match=message):
+        check_settings(compose_train(overrides, tmp_path / "run"))
+
+
+def test_a_run_folder_with_checkpoints_is_reused_only_with_resume_auto(
+    compose_train: ComposeTrain, tmp_path, photo_dir, style_path
+) -> None:
+    overrides = [*tiny_run_overrides(style_path, photo_dir), "logger=none"]
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    check_settings(compose_train(overrides, tmp_path / "run"))  # an empty folder is fine
+    (tmp_path / "run" / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    with pytest.raises(ConfigError, match=r"already holds checkpoints .* resume=auto continues"):
+        check_settings(compose_train(overrides, tmp_path / "run"))
+    check_settings(compose_train([*overrides, "resume=auto"], tmp_path / "run"))
