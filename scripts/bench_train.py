@@ -56,7 +56,9 @@ STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 CPU_VARIANTS: dict[str, list[str] | None] = {
     "reference (pytorch/examples recipe)": None,
     "stylenet eager fp32": ["trainer=default", "train.compile=false"],
-    "stylenet trainer=cpu (compiled fp32)": ["trainer=cpu"],
+    "stylenet compiled fp32": ["trainer=cpu", "trainer.precision=32-true"],
+    "stylenet eager bf16-mixed": ["trainer=default", "trainer.precision=bf16-mixed"],
+    "stylenet trainer=cpu (compiled, precision by the probe)": ["trainer=cpu"],
 }
 CUDA_VARIANTS: dict[str, list[str] | None] = {
     "reference (pytorch/examples recipe)": None,
@@ -222,12 +224,14 @@ def timed_rounds(
 
 def bench_steps(
     args: argparse.Namespace, device: torch.device, style: Path, photos: list[Path]
-) -> None:
+) -> float:
+    """The step tables; returns the reference's s/step at the first batch size."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     variants = CUDA_VARIANTS if device.type == "cuda" else CPU_VARIANTS
     from stylenet.io.images import load_image_tensor
 
     style_tensor = load_image_tensor(style, size=args.size * 2)
+    first_ref = 0.0
     for b in args.batch:
         images = batch(photos, b, args.size).to(device)
         steps = {
@@ -242,6 +246,7 @@ def bench_steps(
             steps, images, rounds=args.rounds, per_round=args.steps, sync=sync
         )
         ref = statistics.median(next(iter(per_step.values())))
+        first_ref = first_ref or ref
         print(
             f"\n### {device.type}, batch {b}, {args.size}², median of {args.rounds} rounds "
             f"× {args.steps} steps\n"
@@ -267,9 +272,10 @@ def bench_steps(
                 print(f"| {name} | {' | '.join(f'{row[p]:.3f}' for p in phases)} |")
         del steps
         sys.stdout.flush()
+    return first_ref
 
 
-def bench_data(args: argparse.Namespace, photos: list[Path]) -> None:
+def bench_data(args: argparse.Namespace, photos: list[Path]) -> float | None:
     """Decode + resize + crop per photo, and the loader's images/s at 0 and N workers."""
     from torch.utils.data import DataLoader
 
@@ -277,21 +283,39 @@ def bench_data(args: argparse.Namespace, photos: list[Path]) -> None:
 
     if not photos:
         print("\n(no photos: data loader not measured; give --photos DIR)")
-        return
-    data = PhotoFolder(photos, image_size=args.size, train=True)
+        return None
     n = min(len(photos), args.photos_n)
-    start = time.perf_counter()
-    for i in range(n):
-        data[i]
-    per_photo = (time.perf_counter() - start) / n
-    pixels = statistics.mean(_megapixels(p) for p in photos[:n])
-    print(f"\n### Data: {n} photos ({pixels:.2f} MP on average), {args.size}² crops\n")
-    print(
-        f"decode + resize + crop, one process: {1000 * per_photo:.1f} ms/photo "
-        f"({1 / per_photo:.0f} photos/s)\n"
-    )
+    data = PhotoFolder(photos[:n], image_size=args.size, train=True)
+    print(f"\n### Data: {n} photos, {args.size}² crops\n")
+    print("| photos | decode + resize + crop, one process |")
+    print("|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        # The same photos at COCO train2014's typical 640×480 (JPEG decoding costs by pixels).
+        from PIL import Image
+
+        coco = []
+        for i, path in enumerate(photos[:n]):
+            with Image.open(path) as img:
+                big = img.convert("RGB").resize((640, 480), Image.Resampling.BICUBIC)
+            coco.append(Path(tmp) / f"{i}.jpg")
+            big.save(coco[-1], quality=90)
+        for label, files in (
+            (
+                f"as given ({statistics.mean(_megapixels(p) for p in photos[:n]):.2f} MP)",
+                photos[:n],
+            ),
+            ("resized to 640×480 (COCO-size, 0.31 MP)", coco),
+        ):
+            folder = PhotoFolder(files, image_size=args.size, train=True)
+            start = time.perf_counter()
+            for i in range(n):
+                folder[i]
+            per_photo = (time.perf_counter() - start) / n
+            print(f"| {label} | {1000 * per_photo:.1f} ms ({1 / per_photo:.0f} photos/s) |")
+    print()
     print("| loader | images/s |")
     print("|---|---|")
+    rate = 0.0
     for workers in sorted({0, args.workers}):
         loader = DataLoader(
             data,
@@ -309,8 +333,10 @@ def bench_data(args: argparse.Namespace, photos: list[Path]) -> None:
             count += images.shape[0]
             if count >= n:
                 break
-        print(f"| DataLoader, {workers} workers | {count / (time.perf_counter() - start):.1f} |")
+        rate = count / (time.perf_counter() - start)
+        print(f"| DataLoader, {workers} workers | {rate:.1f} |")
         del it, loader
+    return rate
 
 
 def _megapixels(path: Path) -> float:
@@ -323,6 +349,9 @@ def _megapixels(path: Path) -> float:
 def bench_lightning(args: argparse.Namespace, device: torch.device, style: Path) -> None:
     """Per-step cost of `Trainer.fit` (the difference of two run lengths, so start-up cancels)
     against the bare eager step, on the same in-memory photos."""
+    import logging
+
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     import pytorch_lightning as pl
     from hydra.utils import instantiate
     from torch.utils.data import DataLoader, Dataset
@@ -389,6 +418,93 @@ def bench_lightning(args: argparse.Namespace, device: torch.device, style: Path)
     )
 
 
+# NVIDIA H100 SXM dense tensor-core peaks (datasheet): bf16/fp16 989 TFLOP/s, tf32 495.
+H100_PEAK = {"bf16": 989e12, "tf32": 495e12}
+H100_UTILIZATION = 0.35  # an assumption for a conv net of this size, not a measurement
+
+
+def bench_flops(args: argparse.Namespace, style: Path, loader_images_per_s: float | None) -> None:
+    """FLOPs of one training step (torch's FlopCounterMode on CPU) and the H100 step time they
+    imply at an assumed utilization, against what the loader measured here could feed."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from stylenet.io.images import load_image_tensor
+
+    b = args.batch[0]
+    images = torch.rand(b, 3, args.size, args.size)
+    style_tensor = load_image_tensor(style, size=args.size * 2)
+    cpu = torch.device("cpu")
+    steps = {
+        "reference": reference_step(args.vgg, style_tensor, cpu),
+        "stylenet": stylenet_step(
+            compose_overrides(style, args.vgg, [*args.overrides, "train.compile=false"]), cpu
+        ),
+    }
+    print(f"\n### FLOPs per step (batch {b}, {args.size}²) and an H100 estimate\n")
+    print(
+        f"Assumes {H100_UTILIZATION:.0%} of the H100's dense peak (bf16 989, tf32 495 TFLOP/s).\n"
+    )
+    print("| step | GFLOP/step | H100 bf16 ms/step | images/s | H100 tf32 ms/step |")
+    print("|---|---|---|---|---|")
+    demand = 0.0
+    for name, step in steps.items():
+        counter = FlopCounterMode(display=False)
+        with counter:
+            step.run(images)
+        flops = counter.get_total_flops()
+        t16 = flops / (H100_PEAK["bf16"] * H100_UTILIZATION)
+        t32 = flops / (H100_PEAK["tf32"] * H100_UTILIZATION)
+        demand = max(demand, b / t16)
+        print(f"| {name} | {flops / 1e9:.0f} | {1e3 * t16:.2f} | {b / t16:.0f} | {1e3 * t32:.2f} |")
+    if loader_images_per_s:
+        per_worker = loader_images_per_s / args.workers
+        print(
+            f"\nThe loader measured here gives {loader_images_per_s:.0f} images/s with "
+            f"{args.workers} workers, ≈{per_worker:.0f} per worker; the fastest step above wants "
+            f"{demand:.0f} images/s, ≈{demand / per_worker:.0f} workers' worth of these cores."
+        )
+
+
+def bench_whole_run(args: argparse.Namespace, style: Path, photos_dir: Path, ref_s: float) -> None:
+    """`stylenet-train` as a user runs it (trainer=cpu), at two run lengths: the difference
+    over the extra steps is the per-step time with start-up, compile and validation cancelled."""
+    short, long = args.whole_run
+    times = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in (short, long):
+            cmd = [
+                sys.executable,
+                "-m",
+                "stylenet.cli.train",
+                f"style.image={style}",
+                f"data.root={photos_dir}",
+                *(["trainer=cpu"] if "cuda" not in args.device else ["trainer=gpu"]),
+                f"data.image_size={args.size}",
+                f"data.batch_size={args.batch[0]}",
+                f"trainer.max_steps={n}",
+                "trainer.val_check_interval=100000",
+                "trainer.enable_progress_bar=false",
+                "logger=none",
+                "data.max_val_images=4",
+                f"hydra.run.dir={tmp}/run{n}",
+                *args.overrides,
+            ]
+            if args.vgg:
+                cmd.append(f"loss.vgg.weights={args.vgg}")
+            start = time.perf_counter()
+            subprocess.run(cmd, check=True, capture_output=True)
+            times.append(time.perf_counter() - start)
+    per_step = (times[1] - times[0]) / (long - short)
+    print(f"\n### Whole stylenet-train run, batch {args.batch[0]}, {args.size}²\n")
+    print("| run | s/step | ×ref |")
+    print("|---|---|---|")
+    print(f"| reference loop (table above) | {ref_s:.3f} | ×1.00 |")
+    print(
+        f"| stylenet-train, ({times[1]:.1f} s − {times[0]:.1f} s) / {long - short} steps "
+        f"| {per_step:.3f} | ×{per_step / ref_s:.2f} |"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -402,7 +518,13 @@ def main() -> None:
     parser.add_argument("--photos-n", type=int, default=64, help="photos for the data bench")
     parser.add_argument("--workers", type=int, default=2, help="loader workers to measure")
     parser.add_argument("--lightning-steps", type=int, nargs=2, default=[2, 6])
-    parser.add_argument("--skip", nargs="*", default=[], choices=["breakdown", "data", "lightning"])
+    parser.add_argument("--whole-run", type=int, nargs=2, default=[4, 12])
+    parser.add_argument(
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["breakdown", "data", "lightning", "flops", "whole-run"],
+    )
     parser.add_argument("--overrides", nargs="*", default=[], help="more stylenet-train overrides")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -424,11 +546,14 @@ def main() -> None:
         f"{gpu or platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"{torch.get_num_threads()} threads; VGG weights {args.vgg or 'default lookup'}"
     )
-    bench_steps(args, device, style, photos)
-    if "data" not in args.skip:
-        bench_data(args, photos)
+    ref_s = bench_steps(args, device, style, photos)
+    loader = bench_data(args, photos) if "data" not in args.skip else None
+    if "flops" not in args.skip:
+        bench_flops(args, style, loader)
     if "lightning" not in args.skip:
         bench_lightning(args, device, style)
+    if "whole-run" not in args.skip and photos:
+        bench_whole_run(args, style, args.photos, ref_s)
 
 
 if __name__ == "__main__":

@@ -79,6 +79,7 @@ def tiny_run_overrides(style: Path, photos: Path, *, steps: int = 4) -> list[str
         f"data.root={photos}",
         "trainer=cpu",
         "train.compile=false",  # a minute of compiling; tests/training/test_module.py covers it
+        "trainer.precision=32-true",  # not the CPU probe's choice: the same numbers everywhere
         "data.image_size=32",
         "data.batch_size=2",
         "data.num_workers=0",

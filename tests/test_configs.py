@@ -17,6 +17,7 @@ from pytorch_lightning.callbacks import Callback
 from stylenet.models import TransformerNet
 from stylenet.training.data import PhotoDataModule
 from stylenet.training.module import StyleTransferModule
+from stylenet.training.resolvers import cpu_precision
 from tests.helpers import SHARED, ComposeTrain
 
 CONFIGS = Path(str(files("stylenet.configs")))
@@ -80,8 +81,8 @@ def test_group_option_instantiates(compose_train: ComposeTrain, tmp_path, overri
     ("overrides", "precision", "compile", "channels_last"),
     [
         ([], "32-true", False, False),
-        (["trainer=cpu"], "32-true", True, False),  # scripts/bench_train.py: the fast CPU step
-        (["experiment=cpu_quick"], "32-true", False, False),  # 128²: compiling does not pay
+        (["trainer=cpu"], "probe", True, False),  # scripts/bench_train.py: the fast CPU step
+        (["experiment=cpu_quick"], "probe", False, False),  # 128²: compiling does not pay
         (["trainer=gpu"], "mixed", True, True),
         (["trainer=ddp"], "mixed", True, True),
     ],
@@ -94,12 +95,38 @@ def test_trainer_presets_set_precision_compile_and_layout(
     if precision == "mixed":  # bf16 where the GPU has it, fp16 otherwise (none here: fp16)
         assert resolved["precision"] in ("bf16-mixed", "16-mixed")
         assert resolved["accelerator"] == "gpu"
+    elif precision == "probe":  # bf16 where this CPU's bf16 convolutions are clearly faster
+        assert resolved["precision"] in ("bf16-mixed", "32-true")
     else:
         assert resolved["precision"] == precision
     assert (cfg.train.compile, cfg.train.channels_last) == (compile, channels_last)
     assert (cfg.module.compile, cfg.module.channels_last) == (compile, channels_last)
     if "trainer=ddp" in overrides:
         assert resolved["strategy"] == "ddp" and resolved["devices"] == -1
+
+
+@pytest.mark.parametrize(
+    ("fp32", "bf16", "expected"),
+    [
+        (1.0, 0.5, "bf16-mixed"),
+        (1.0, 0.8, "bf16-mixed"),
+        (1.0, 0.9, "32-true"),
+        (1.0, 1.4, "32-true"),
+    ],
+)
+def test_trainer_cpu_trains_in_bf16_only_where_the_probe_finds_it_faster(fp32, bf16, expected):
+    assert cpu_precision(lambda dtype: {"fp32": fp32, "bf16": bf16}[dtype]) == expected
+
+
+def test_trainer_cpu_falls_back_to_fp32_without_bf16_kernels() -> None:
+    def probe(dtype: str) -> float:
+        if dtype == "bf16":
+            raise RuntimeError("no bf16 kernels")
+        return 1.0
+
+    assert cpu_precision(probe) == "32-true"
+    # The real probe returns a time for both on any CPU torch runs on.
+    assert cpu_precision() in ("bf16-mixed", "32-true")
 
 
 def test_run_name_names_the_run_folder(tmp_path) -> None:

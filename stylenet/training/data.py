@@ -193,6 +193,7 @@ class PhotoDataModule(pl.LightningDataModule):
         num_workers: DataLoader worker processes.
         pin_memory: Pin host memory (only takes effect when CUDA is available).
         persistent_workers: Keep workers alive between epochs; None means ``num_workers > 0``.
+        prefetch_factor: Batches each worker loads ahead (torch's default: 2).
     """
 
     def __init__(
@@ -208,10 +209,13 @@ class PhotoDataModule(pl.LightningDataModule):
         num_workers: int = 2,
         pin_memory: bool = True,
         persistent_workers: bool | None = None,
+        prefetch_factor: int = 2,
     ) -> None:
         super().__init__()
         if batch_size < 1:
             raise ConfigError(f"batch_size must be positive, got {batch_size}")
+        if prefetch_factor < 1:
+            raise ConfigError(f"prefetch_factor must be positive, got {prefetch_factor}")
         if max_val_images is not None and max_val_images < 0:
             raise ConfigError(f"max_val_images must be >= 0 or None, got {max_val_images}")
         if not 0.0 <= val_fraction < 1.0:
@@ -231,6 +235,7 @@ class PhotoDataModule(pl.LightningDataModule):
             if persistent_workers is None
             else persistent_workers and num_workers > 0
         )
+        self.prefetch_factor = prefetch_factor
         self.train_set: PhotoFolder | None = None
         self.val_set: PhotoFolder | None = None
 
@@ -302,6 +307,7 @@ class PhotoDataModule(pl.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
             persistent_workers=self.persistent_workers,
+            prefetch_factor=self.prefetch_factor if self.num_workers > 0 else None,
         )
 
 
