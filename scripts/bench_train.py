@@ -312,6 +312,7 @@ def bench_data(args: argparse.Namespace, photos: list[Path]) -> float | None:
                 folder[i]
             per_photo = (time.perf_counter() - start) / n
             print(f"| {label} | {1000 * per_photo:.1f} ms ({1 / per_photo:.0f} photos/s) |")
+        coco_rate = 1 / per_photo  # the COCO-size row, printed last
     print()
     print("| loader | images/s |")
     print("|---|---|")
@@ -336,7 +337,7 @@ def bench_data(args: argparse.Namespace, photos: list[Path]) -> float | None:
         rate = count / (time.perf_counter() - start)
         print(f"| DataLoader, {workers} workers | {rate:.1f} |")
         del it, loader
-    return rate
+    return coco_rate
 
 
 def _megapixels(path: Path) -> float:
@@ -423,7 +424,7 @@ H100_PEAK = {"bf16": 989e12, "tf32": 495e12}
 H100_UTILIZATION = 0.35  # an assumption for a conv net of this size, not a measurement
 
 
-def bench_flops(args: argparse.Namespace, style: Path, loader_images_per_s: float | None) -> None:
+def bench_flops(args: argparse.Namespace, style: Path, coco_photos_per_s: float | None) -> None:
     """FLOPs of one training step (torch's FlopCounterMode on CPU) and the H100 step time they
     imply at an assumed utilization, against what the loader measured here could feed."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -456,12 +457,11 @@ def bench_flops(args: argparse.Namespace, style: Path, loader_images_per_s: floa
         t32 = flops / (H100_PEAK["tf32"] * H100_UTILIZATION)
         demand = max(demand, b / t16)
         print(f"| {name} | {flops / 1e9:.0f} | {1e3 * t16:.2f} | {b / t16:.0f} | {1e3 * t32:.2f} |")
-    if loader_images_per_s:
-        per_worker = loader_images_per_s / args.workers
+    if coco_photos_per_s:
         print(
-            f"\nThe loader measured here gives {loader_images_per_s:.0f} images/s with "
-            f"{args.workers} workers, ≈{per_worker:.0f} per worker; the fastest step above wants "
-            f"{demand:.0f} images/s, ≈{demand / per_worker:.0f} workers' worth of these cores."
+            f"\nOne core here decodes, resizes and crops {coco_photos_per_s:.0f} COCO-size "
+            f"photos/s; the fastest step above wants {demand:.0f} images/s: about "
+            f"{demand / coco_photos_per_s:.0f} loader workers (cores) per GPU."
         )
 
 
