@@ -228,6 +228,10 @@ def bench_steps(
     """The step tables; returns the reference's s/step at the first batch size."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     variants = CUDA_VARIANTS if device.type == "cuda" else CPU_VARIANTS
+    if args.only:
+        variants = {
+            k: v for k, v in variants.items() if v is None or any(w in k for w in args.only)
+        }
     from stylenet.io.images import load_image_tensor
 
     style_tensor = load_image_tensor(style, size=args.size * 2)
@@ -519,6 +523,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="loader workers to measure")
     parser.add_argument("--lightning-steps", type=int, nargs=2, default=[2, 6])
     parser.add_argument("--whole-run", type=int, nargs=2, default=[4, 12])
+    parser.add_argument(
+        "--only", nargs="*", default=[], help="keep the step rows whose name has one of these words"
+    )
     parser.add_argument(
         "--skip",
         nargs="*",
