@@ -1,6 +1,16 @@
 """Image transformation networks: plain `nn.Module`s, no training or I/O code."""
 
 from stylenet.models.padding import PadCrop, pad_to_multiple
-from stylenet.models.transformer import TransformerConfig, TransformerNet
+from stylenet.models.transformer import (
+    ConditionalInstanceNorm2d,
+    TransformerConfig,
+    TransformerNet,
+)
 
-__all__ = ["PadCrop", "TransformerConfig", "TransformerNet", "pad_to_multiple"]
+__all__ = [
+    "ConditionalInstanceNorm2d",
+    "PadCrop",
+    "TransformerConfig",
+    "TransformerNet",
+    "pad_to_multiple",
+]

@@ -10,6 +10,13 @@ Where we follow the later reference code instead of the paper:
 - nearest-neighbour upsampling followed by a stride-1 conv instead of fractionally strided
   conv, which avoids checkerboard artifacts (Odena et al. 2016, "Deconvolution and
   Checkerboard Artifacts").
+
+Many styles in one network (Dumoulin, Shlens & Kudlur 2017, "A Learned Representation for
+Artistic Style"): with ``num_styles`` N > 1 every instance norm, residual blocks included, is a
+`ConditionalInstanceNorm2d` whose scale and shift (γ, β) are chosen per style; everything else is
+shared. The forward takes style weights (B, N): one-hot for one style, a convex mix to blend,
+which mixes γ and β. `TransformerNet.bind` folds a choice of weights into a plain one-style
+network, so every inference path (tiling, video, exports) works on it unchanged.
 """
 
 from __future__ import annotations
@@ -29,13 +36,58 @@ class TransformerConfig:
         base_channels: Width of the first conv (32 in the paper); the downsampling convs use
             2× and 4× this width.
         num_residual_blocks: Residual blocks at the bottleneck (5 in the paper).
+        num_styles: Styles the network carries (conditional instance norm when > 1).
     """
 
     base_channels: int = 32
     num_residual_blocks: int = 5
+    num_styles: int = 1
 
     def to_dict(self) -> dict[str, int]:
-        return asdict(self)
+        # One-style configs keep the two keys they always had: files written before multi-style
+        # networks existed and after are the same.
+        config = asdict(self)
+        if self.num_styles == 1:
+            del config["num_styles"]
+        return config
+
+
+class ConditionalInstanceNorm2d(nn.Module):
+    """Instance norm with one (γ, β) pair per style (Dumoulin et al. 2017, Eq. 5).
+
+    ``forward(x, style_weights)`` mixes the pairs with the (B, N) weights, γ = w·Γ and
+    β = w·Β, so a one-hot row selects a style exactly and a convex row blends them.
+
+    Args:
+        channels: C.
+        num_styles: N.
+    """
+
+    def __init__(self, channels: int, num_styles: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.num_styles = num_styles
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(num_styles, channels))
+        self.bias = nn.Parameter(torch.zeros(num_styles, channels))
+
+    def forward(self, x: Tensor, style_weights: Tensor) -> Tensor:
+        w = style_weights.to(self.weight.dtype)
+        gamma = (w @ self.weight)[:, :, None, None]  # (B, C, 1, 1)
+        beta = (w @ self.bias)[:, :, None, None]
+        return F.instance_norm(x, eps=self.eps) * gamma.to(x.dtype) + beta.to(x.dtype)
+
+
+def _norm(num_styles: int, channels: int) -> nn.Module:
+    if num_styles == 1:
+        return nn.InstanceNorm2d(channels, affine=True)
+    return ConditionalInstanceNorm2d(channels, num_styles)
+
+
+def _apply_norm(norm: nn.Module, x: Tensor, style_weights: Tensor | None) -> Tensor:
+    if isinstance(norm, ConditionalInstanceNorm2d):
+        assert style_weights is not None
+        return norm(x, style_weights)
+    return norm(x)
 
 
 class ConvLayer(nn.Module):
@@ -53,40 +105,47 @@ class ConvLayer(nn.Module):
 class ConvNormReLU(nn.Sequential):
     """Conv → affine instance norm → ReLU: the paper's c/d blocks."""
 
-    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, stride: int = 1) -> None:
+    def __init__(
+        self, in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, num_styles: int = 1
+    ) -> None:
         super().__init__(
             ConvLayer(in_ch, out_ch, kernel_size, stride),
-            nn.InstanceNorm2d(out_ch, affine=True),
+            _norm(num_styles, out_ch),
             nn.ReLU(inplace=True),
         )
+
+    def forward(self, x: Tensor, style_weights: Tensor | None = None) -> Tensor:
+        conv, norm, relu = self[0], self[1], self[2]
+        return relu(_apply_norm(norm, conv(x), style_weights))
 
 
 class UpsampleConvNormReLU(nn.Module):
     """Nearest ×2 upsample → conv → instance norm → ReLU: the paper's u blocks, without the
     transposed conv (see module docstring)."""
 
-    def __init__(self, in_ch: int, out_ch: int, kernel_size: int = 3) -> None:
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int = 3, num_styles: int = 1) -> None:
         super().__init__()
-        self.block = ConvNormReLU(in_ch, out_ch, kernel_size)
+        self.block = ConvNormReLU(in_ch, out_ch, kernel_size, num_styles=num_styles)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.block(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+    def forward(self, x: Tensor, style_weights: Tensor | None = None) -> Tensor:
+        return self.block(F.interpolate(x, scale_factor=2.0, mode="nearest"), style_weights)
 
 
 class ResidualBlock(nn.Module):
     """Two 3×3 convs with instance norm; ReLU only after the first (Gross & Wilber 2016, as in
     Johnson's supplementary Fig. 1)."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, num_styles: int = 1) -> None:
         super().__init__()
         self.block = nn.Sequential(
-            ConvNormReLU(channels, channels, 3),
+            ConvNormReLU(channels, channels, 3, num_styles=num_styles),
             ConvLayer(channels, channels, 3),
-            nn.InstanceNorm2d(channels, affine=True),
+            _norm(num_styles, channels),
         )
 
-    def forward(self, x: Tensor) -> Tensor:
-        return x + self.block(x)
+    def forward(self, x: Tensor, style_weights: Tensor | None = None) -> Tensor:
+        first, conv, norm = self.block[0], self.block[1], self.block[2]
+        return x + _apply_norm(norm, conv(first(x, style_weights)), style_weights)
 
 
 class TransformerNet(nn.Module):
@@ -98,28 +157,39 @@ class TransformerNet(nn.Module):
     Args:
         base_channels: Width of the first conv (32 in the paper).
         num_residual_blocks: Number of residual blocks (5 in the paper).
+        num_styles: Styles carried by conditional instance norms (1: plain instance norm, the
+            paper's network; its parameter names and shapes are unchanged).
     """
 
-    def __init__(self, *, base_channels: int = 32, num_residual_blocks: int = 5) -> None:
+    def __init__(
+        self, *, base_channels: int = 32, num_residual_blocks: int = 5, num_styles: int = 1
+    ) -> None:
         super().__init__()
-        if base_channels < 1 or num_residual_blocks < 0:
+        if base_channels < 1 or num_residual_blocks < 0 or num_styles < 1:
             raise ValueError(
-                f"TransformerNet needs base_channels >= 1 and num_residual_blocks >= 0, got "
-                f"base_channels={base_channels}, num_residual_blocks={num_residual_blocks}"
+                f"TransformerNet needs base_channels >= 1, num_residual_blocks >= 0 and "
+                f"num_styles >= 1, got base_channels={base_channels}, "
+                f"num_residual_blocks={num_residual_blocks}, num_styles={num_styles}"
             )
-        self.config = TransformerConfig(base_channels, num_residual_blocks)
-        c = base_channels
+        self.config = TransformerConfig(base_channels, num_residual_blocks, num_styles)
+        c, n = base_channels, num_styles
         self.encoder = nn.Sequential(
-            ConvNormReLU(3, c, 9),  # c9s1-32
-            ConvNormReLU(c, 2 * c, 3, stride=2),  # d64
-            ConvNormReLU(2 * c, 4 * c, 3, stride=2),  # d128
+            ConvNormReLU(3, c, 9, num_styles=n),  # c9s1-32
+            ConvNormReLU(c, 2 * c, 3, stride=2, num_styles=n),  # d64
+            ConvNormReLU(2 * c, 4 * c, 3, stride=2, num_styles=n),  # d128
         )
-        self.residuals = nn.Sequential(*[ResidualBlock(4 * c) for _ in range(num_residual_blocks)])
+        self.residuals = nn.Sequential(
+            *[ResidualBlock(4 * c, num_styles=n) for _ in range(num_residual_blocks)]
+        )
         self.decoder = nn.Sequential(
-            UpsampleConvNormReLU(4 * c, 2 * c),  # u64
-            UpsampleConvNormReLU(2 * c, c),  # u32
+            UpsampleConvNormReLU(4 * c, 2 * c, num_styles=n),  # u64
+            UpsampleConvNormReLU(2 * c, c, num_styles=n),  # u32
             ConvLayer(c, 3, 9),  # c9s1-3, no norm
         )
+
+    @property
+    def num_styles(self) -> int:
+        return self.config.num_styles
 
     @classmethod
     def from_config(cls, config: TransformerConfig | dict) -> TransformerNet:
@@ -127,7 +197,47 @@ class TransformerNet(nn.Module):
             config = TransformerConfig(**config)
         return cls(**config.to_dict())
 
-    def forward(self, x: Tensor) -> Tensor:
+    def style_weights(self, style_weights: Tensor | None, batch: int) -> Tensor | None:
+        """(B, N) weights from None (a one-style network), (N,) (the same for every image) or
+        (B, N)."""
+        n = self.num_styles
+        if style_weights is None:
+            if n > 1:
+                raise ValueError(
+                    f"this network carries {n} styles: pass style_weights (B, {n}), one-hot to "
+                    "pick a style or a mix"
+                )
+            return None
+        if style_weights.ndim == 1 and style_weights.shape == (n,):
+            style_weights = style_weights.unsqueeze(0).expand(batch, -1)
+        if style_weights.shape != (batch, n):
+            raise ValueError(
+                f"style_weights must be ({batch}, {n}) or ({n},), got {tuple(style_weights.shape)}"
+            )
+        return style_weights if n > 1 else None
+
+    @torch.no_grad()
+    def bind(self, style_weights: Tensor) -> TransformerNet:
+        """A one-style network that computes ``self(x, style_weights)`` for every x: each
+        conditional norm's (γ, β) mixed with the (N,) weights, everything else copied."""
+        net = TransformerNet(
+            base_channels=self.config.base_channels,
+            num_residual_blocks=self.config.num_residual_blocks,
+        )
+        w = style_weights.to(torch.float32).flatten()
+        if w.shape != (self.num_styles,):
+            raise ValueError(f"style weights must be ({self.num_styles},), got {tuple(w.shape)}")
+        state = {}
+        for key, value in self.state_dict().items():
+            if self.num_styles > 1 and value.ndim == 2 and value.shape[0] == self.num_styles:
+                value = (w.to(value.device) @ value.float()).to(value.dtype)
+            state[key] = value
+        net.load_state_dict(state)
+        return net.to(next(self.parameters()).device).train(self.training)
+
+    def forward(self, x: Tensor, style_weights: Tensor | None = None) -> Tensor:
+        """Stylize (B, 3, H, W) in [0, 1]; `style_weights` (B, N) or (N,) for a multi-style
+        network (rows one-hot or convex mixes)."""
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"TransformerNet expects (B, 3, H, W), got {tuple(x.shape)}")
         h, w = x.shape[-2:]
@@ -137,7 +247,13 @@ class TransformerNet(nn.Module):
                 f"TransformerNet needs H and W divisible by 4 and at least 8, got {(h, w)}; "
                 "wrap it in stylenet.models.PadCrop for any size"
             )
-        y = self.decoder(self.residuals(self.encoder(x)))
+        weights = self.style_weights(style_weights, x.shape[0])
+        for block in self.encoder:
+            x = block(x, weights)
+        for block in self.residuals:
+            x = block(x, weights)
+        up1, up2, out = self.decoder[0], self.decoder[1], self.decoder[2]
+        y = out(up2(up1(x, weights), weights))
         # Output activation: a sigmoid, so the image is in [0, 1] by construction with a gradient
         # everywhere. Johnson's code uses 150·tanh(x) on a mean-subtracted 0-255 scale; a scaled
         # tanh (tanh(x)+1)/2 is exactly sigmoid(2x), so this is the same family. A hard clamp would
