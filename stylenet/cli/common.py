@@ -55,6 +55,26 @@ def at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def add_style_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--style`` and ``--mix``: which style of a multi-style model."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--style", metavar="NAME|INDEX", help="the style of a multi-style model to use"
+    )
+    group.add_argument(
+        "--mix",
+        metavar="NAME:W,...",
+        help="blend styles of a multi-style model, e.g. mosaic:0.7,candy:0.3 (scaled to sum 1)",
+    )
+
+
+def chosen_style(args: argparse.Namespace) -> dict[str, Any]:
+    """``style=``/``mix=`` keyword arguments from `add_style_arguments`' flags (checked)."""
+    from stylenet.inference.styles import parse_mix
+
+    return {"style": args.style, "mix": parse_mix(args.mix) if args.mix else None}
+
+
 def report(prog: str, err: BaseException) -> None:
     """Print an error as ``PROG: message`` on stderr."""
     message = str(err) or type(err).__name__

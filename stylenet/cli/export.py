@@ -11,7 +11,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from stylenet.cli.common import EPILOG, EXIT_OK, ArgumentParser, run
+from stylenet.cli.common import (
+    EPILOG,
+    EXIT_OK,
+    ArgumentParser,
+    add_style_arguments,
+    chosen_style,
+    run,
+)
 from stylenet.errors import ConfigError, OutputExistsError
 from stylenet.inference.export import (
     DEFAULT_OPSET,
@@ -23,6 +30,7 @@ from stylenet.inference.export import (
     export_torchscript,
 )
 from stylenet.inference.model_file import load_model, read_metadata
+from stylenet.inference.styles import style_names, style_weights
 
 
 def build_parser() -> ArgumentParser:
@@ -50,6 +58,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument(
         "--overwrite", action="store_true", help="replace existing outputs (default: refuse)"
     )
+    add_style_arguments(parser)
     return parser
 
 
@@ -76,6 +85,17 @@ def _export(args: argparse.Namespace) -> int:
     net = load_model(args.model)
     # Carried into the exported file so it still says what it was trained on.
     metadata: dict[str, Any] = {"exported_from": args.model.name, **read_metadata(args.model)}
+    choice = chosen_style(args)
+    if net.num_styles > 1 or args.style is not None or args.mix is not None:
+        names = style_names(metadata, net.num_styles)
+        if net.num_styles > 1 and choice["style"] is None and choice["mix"] is None:
+            raise ConfigError(
+                f"{args.model} carries {net.num_styles} styles ({', '.join(names)}): an export "
+                "holds one; choose it with --style NAME|INDEX or --mix NAME:W,..."
+            )
+        weights = style_weights(names, **choice)
+        net = net.bind(weights)
+        metadata["style_weights"] = dict(zip(names, weights.tolist(), strict=True))
     for fmt, out in outputs.items():
         if fmt == "torchscript":
             report = export_torchscript(net, out, overwrite=args.overwrite, metadata=metadata)

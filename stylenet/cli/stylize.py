@@ -16,7 +16,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from stylenet.cli.common import EPILOG, EXIT_FAILED, EXIT_OK, ArgumentParser, at_least, run
+from stylenet.cli.common import (
+    EPILOG,
+    EXIT_FAILED,
+    EXIT_OK,
+    ArgumentParser,
+    add_style_arguments,
+    at_least,
+    chosen_style,
+    run,
+)
 from stylenet.errors import ConfigError
 from stylenet.inference import tiling
 from stylenet.inference.api import load
@@ -88,6 +97,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--preserve-color", action="store_true", help="keep the photo's colours")
     p.add_argument("--strength", type=float, default=1.0, help="0 = photo … 1 = full style")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    add_style_arguments(p)
     return p
 
 
@@ -124,7 +134,13 @@ def _stylize(args: argparse.Namespace) -> int:
         channels_last=args.channels_last,
         backend=args.backend,
         compile=args.compile,
+        **chosen_style(args),
     )
+    if stylizer.styles and args.style is None and args.mix is None:
+        raise ConfigError(
+            f"{args.model} carries {len(stylizer.styles)} styles ({', '.join(stylizer.styles)}): "
+            "choose one with --style NAME|INDEX or blend them with --mix NAME:W,..."
+        )
     if args.tile and not stylizer.can_tile:
         raise ConfigError(
             f"--tile needs a model.pt or checkpoint, not a {stylizer.backend.name} export"

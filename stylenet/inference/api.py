@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psutil
@@ -22,6 +24,7 @@ from torch import Tensor
 from stylenet.errors import ConfigError, StylenetError
 from stylenet.inference import color, tiling
 from stylenet.inference.backends import Backend, load_backend
+from stylenet.inference.styles import StyleKey
 from stylenet.io.images import (
     float_to_uint8,
     load_image,
@@ -57,14 +60,44 @@ class Stylizer:
         backend: What runs the network (see `stylenet.inference.backends.load_backend`).
         preserve_color: Default for luminance-only transfer (keep the photo's colours).
         strength: Default stylization strength, 0 (photo) … 1 (full style).
+        styles: The model's style names (multi-style models; [] when unknown).
+        select: Loads the backend of another style or mix (``load`` provides it), for
+            `with_style` and the ``style=`` / ``mix=`` arguments.
     """
 
     def __init__(
-        self, backend: Backend, *, preserve_color: bool = False, strength: float = 1.0
+        self,
+        backend: Backend,
+        *,
+        preserve_color: bool = False,
+        strength: float = 1.0,
+        styles: list[str] | None = None,
+        select: Callable[[StyleKey | None, Mapping[StyleKey, float] | None], Backend] | None = None,
     ) -> None:
         self.backend = backend
         self.preserve_color = preserve_color
         self.strength = strength
+        self.styles = list(styles or [])
+        self._select = select
+        self._by_style: dict[tuple[Any, ...], Stylizer] = {}
+
+    def with_style(
+        self, style: StyleKey | None = None, mix: Mapping[StyleKey, float] | None = None
+    ) -> Stylizer:
+        """This stylizer with another style (name or index) or mix of a multi-style model
+        (cached per choice)."""
+        if self._select is None:
+            raise ConfigError("this stylizer was not made by stylenet.load: it has one style")
+        key = (style, tuple(sorted((str(k), v) for k, v in (mix or {}).items())))
+        if key not in self._by_style:
+            self._by_style[key] = Stylizer(
+                self._select(style, mix),
+                preserve_color=self.preserve_color,
+                strength=self.strength,
+                styles=self.styles,
+                select=self._select,
+            )
+        return self._by_style[key]
 
     @property
     def device(self) -> torch.device:
@@ -88,6 +121,8 @@ class Stylizer:
         overlap: int | None = None,
         stats_size: int = tiling.DEFAULT_STATS_SIZE,
         progress: bool = False,
+        style: StyleKey | None = None,
+        mix: Mapping[StyleKey, float] | None = None,
     ) -> Image.Image | Tensor:
         """Stylize a PIL image, an image file, or a (B, 3, H, W) / (3, H, W) tensor in [0, 1].
 
@@ -96,10 +131,24 @@ class Stylizer:
         files and checkpoints, not exports); a photo too large for the free memory is tiled
         without being asked (`needs_tiling`).
 
+        ``style`` / ``mix`` pick another style or a blend of a multi-style model for this call
+        (see `with_style`).
+
         Raises:
             InputImageError: A side under 8 px.
-            ConfigError: Bad tiling options, or tiling asked of (or needed by) an export.
+            ConfigError: Bad tiling options, or tiling asked of (or needed by) an export; an
+                unknown style.
         """
+        if style is not None or mix is not None:
+            return self.with_style(style, mix)(
+                image,
+                preserve_color=preserve_color,
+                strength=strength,
+                tile=tile,
+                overlap=overlap,
+                stats_size=stats_size,
+                progress=progress,
+            )
         pc = self.preserve_color if preserve_color is None else preserve_color
         st = self.strength if strength is None else strength
         if isinstance(image, Tensor):
@@ -236,6 +285,8 @@ def load(
     compile: bool = False,
     preserve_color: bool = False,
     strength: float = 1.0,
+    style: StyleKey | None = None,
+    mix: Mapping[StyleKey, float] | None = None,
 ) -> Stylizer:
     """Load a trained model (model.pt, Lightning .ckpt, TorchScript or ONNX) as a `Stylizer`.
 
@@ -248,17 +299,34 @@ def load(
         compile: `torch.compile` the eager network (faster for many same-size images).
         preserve_color: Default for luminance-only transfer.
         strength: Default stylization strength in [0, 1].
+        style: For a multi-style model, the style (name or index) used by default; None: its
+            first style. Any call can pick another (``stylizer(img, style="candy")``).
+        mix: Or a blend of styles, {style: weight}.
     """
     color.check_strength(strength)
-    be = load_backend(
-        Path(path),
-        device=device,
-        precision=precision,
-        channels_last=channels_last,
-        backend=backend,
-        compile=compile,
+    path = Path(path)
+
+    def select(style: StyleKey | None, mix: Mapping[StyleKey, float] | None) -> Backend:
+        return load_backend(
+            path,
+            device=device,
+            precision=precision,
+            channels_last=channels_last,
+            backend=backend,
+            compile=compile,
+            style=style,
+            mix=mix,
+        )
+
+    # A multi-style model without a choice runs its first style (0 is also a one-style model's).
+    first = select(style if style is not None or mix is not None else 0, mix)
+    return Stylizer(
+        first,
+        preserve_color=preserve_color,
+        strength=strength,
+        styles=first.styles,
+        select=select,
     )
-    return Stylizer(be, preserve_color=preserve_color, strength=strength)
 
 
 __all__ = ["InputImageError", "Stylizer", "check_size", "free_memory", "load"]

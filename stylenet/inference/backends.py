@@ -17,6 +17,7 @@ from __future__ import annotations
 import abc
 import os
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -26,7 +27,8 @@ from torch import Tensor, nn
 
 from stylenet.errors import ConfigError
 from stylenet.inference.export import onnx_model_proto, script_wrapper
-from stylenet.inference.model_file import ModelFileError, open_model
+from stylenet.inference.model_file import ModelFileError, open_model, read_metadata
+from stylenet.inference.styles import StyleKey, style_names, style_weights
 from stylenet.models import PadCrop, TransformerNet
 
 BACKENDS = ("eager", "torchscript", "onnxruntime")
@@ -86,6 +88,8 @@ class Backend(abc.ABC):
         precision: ``"fp32"``, ``"fp16"`` or ``"bf16"``.
         source: The file the model was loaded from.
         format: Its detected format (a key of `FORMAT_BACKEND`).
+        styles: The style names of a multi-style model file (the network runs the chosen one);
+            [] otherwise.
     """
 
     name: str
@@ -97,6 +101,7 @@ class Backend(abc.ABC):
     dtype: torch.dtype = torch.float32
     # The PyTorch network (eager backend only): tiling hooks its instance norms.
     net: TransformerNet | None = None
+    styles: list[str] = []  # noqa: RUF012 (replaced per instance, never mutated)
 
     def __call__(self, images: Tensor) -> Tensor:
         """Stylize (B, 3, H, W) float images in [0, 1], any device, any H, W ≥ 1.
@@ -248,6 +253,8 @@ def load_backend(
     channels_last: bool = False,
     backend: str | None = None,
     compile: bool = False,
+    style: StyleKey | None = None,
+    mix: Mapping[StyleKey, float] | None = None,
 ) -> Backend:
     """Load any stylenet model file as a `Backend`.
 
@@ -261,6 +268,9 @@ def load_backend(
             format on its own backend. A model.pt or .ckpt can run on all three (converted in
             memory); an exported file only on its own.
         compile: Run the eager network through `torch.compile` (eager backend only).
+        style: Which style of a multi-style model (name or index); required for those unless
+            `mix` is given. A one-style model accepts its own name or 0.
+        mix: {style: weight} to blend styles (weights scaled to sum to 1).
 
     Raises:
         ModelFileError: The file is missing or not a stylenet model in any supported format.
@@ -268,6 +278,15 @@ def load_backend(
     """
     path = Path(path)
     fmt, net = open_model(path)  # net: None for an export
+    chosen = mix is not None or style not in (None, 0)  # 0: any model's first style
+    if net is None and chosen:
+        raise ConfigError(f"{path} is an exported {fmt} model of one style: it takes no style")
+    names: list[str] = []
+    if net is not None and (net.num_styles > 1 or chosen):
+        names = style_names(read_metadata(path), net.num_styles)
+        weights = style_weights(names, style=style, mix=mix)
+        if net.num_styles > 1:
+            net = net.bind(weights).eval()
     name = backend or FORMAT_BACKEND[fmt]
     if name not in BACKENDS:
         raise ConfigError(f"backend must be one of {BACKENDS}, got {name!r}")
@@ -276,9 +295,25 @@ def load_backend(
             f"{path} is an exported {fmt} model: it runs on backend {FORMAT_BACKEND[fmt]!r}, "
             f"not {name!r}"
         )
-    dev = resolve_device(device)
     if compile and name != "eager":
         raise ConfigError(f"compile applies to the eager backend only, not {name!r}")
+    loaded = _load(path, fmt, net, name, device, precision, channels_last, compile)
+    loaded.styles = names if len(names) > 1 else []
+    return loaded
+
+
+def _load(
+    path: Path,
+    fmt: str,
+    net: TransformerNet | None,
+    name: str,
+    device: str | torch.device | None,
+    precision: str,
+    channels_last: bool,
+    compile: bool,
+) -> Backend:
+    """`load_backend` once the format, network and backend are settled."""
+    dev = resolve_device(device)
 
     if name == "onnxruntime":
         if precision != "fp32":

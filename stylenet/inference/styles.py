@@ -1,0 +1,92 @@
+"""Choosing a style of a multi-style model: by name or index, or a mix of several.
+
+A model file records its styles in its metadata (``"styles"``: a list of ``{"name": ...}``
+records, in the order of the network's style weights); names fall back to ``"0"``, ``"1"``, ...
+A choice becomes (N,) style weights, which `TransformerNet.bind` folds into a one-style network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from stylenet.errors import ConfigError
+
+StyleKey = str | int
+
+
+def style_names(metadata: Mapping[str, Any], num_styles: int) -> list[str]:
+    """The names of a network's styles, from its model file's metadata."""
+    records = metadata.get("styles") or []
+    names = [str(r.get("name")) if isinstance(r, Mapping) else str(r) for r in records[:num_styles]]
+    if len(names) != num_styles:
+        names = [str(i) for i in range(num_styles)]
+    return names
+
+
+def parse_mix(text: str) -> dict[str, float]:
+    """``"mosaic:0.7,candy:0.3"`` → {"mosaic": 0.7, "candy": 0.3}.
+
+    Raises:
+        ConfigError: Not NAME:WEIGHT pairs separated by commas.
+    """
+    mix: dict[str, float] = {}
+    for part in text.split(","):
+        name, sep, weight = part.strip().rpartition(":")
+        try:
+            if not sep or not name:
+                raise ValueError
+            mix[name] = float(weight)
+        except ValueError:
+            raise ConfigError(
+                f"--mix {text!r}: expected NAME:WEIGHT pairs separated by commas, e.g. "
+                "mosaic:0.7,candy:0.3"
+            ) from None
+    return mix
+
+
+def _index(names: Sequence[str], key: StyleKey) -> int:
+    if isinstance(key, int) or (isinstance(key, str) and key.isdigit() and key not in names):
+        i = int(key)
+        if 0 <= i < len(names):
+            return i
+    elif key in names:
+        return names.index(str(key))
+    raise ConfigError(f"no style {key!r} in this model; its styles are {', '.join(names)}")
+
+
+def style_weights(
+    names: Sequence[str],
+    *,
+    style: StyleKey | None = None,
+    mix: Mapping[StyleKey, float] | None = None,
+) -> Tensor:
+    """(N,) weights for one style (one-hot) or a mix (non-negative, scaled to sum to 1).
+
+    Raises:
+        ConfigError: Both or neither given (for N > 1), an unknown style, or bad mix weights.
+    """
+    n = len(names)
+    if style is not None and mix is not None:
+        raise ConfigError("give a style or a mix, not both")
+    weights = torch.zeros(n)
+    if mix is not None:
+        for key, value in mix.items():
+            if not value >= 0:
+                raise ConfigError(f"mix weight of {key!r} must be >= 0, got {value}")
+            weights[_index(names, key)] += float(value)
+        if not weights.sum() > 0:
+            raise ConfigError("the mix weights sum to 0")
+        return weights / weights.sum()
+    if style is None:
+        if n > 1:
+            raise ConfigError(
+                f"this model carries {n} styles ({', '.join(names)}): choose one by name or "
+                "index, or a mix"
+            )
+        style = 0
+    weights[_index(names, style)] = 1.0
+    return weights

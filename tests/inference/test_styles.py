@@ -1,0 +1,126 @@
+"""Choosing a style of a multi-style model: names, indices and mixes, through the Python API,
+stylenet-stylize and stylenet-export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import stylenet
+from stylenet.cli.export import main as export_main
+from stylenet.cli.stylize import main as stylize_main
+from stylenet.errors import ConfigError
+from stylenet.inference.model_file import detect_format, save_model
+from stylenet.inference.styles import parse_mix, style_names, style_weights
+from stylenet.io.images import load_image, pil_to_tensor
+from stylenet.models import ConditionalInstanceNorm2d, TransformerNet
+from tests.helpers import photo, run_cli
+
+NAMES = ["mosaic", "candy", "udnie"]
+
+
+@pytest.fixture(scope="module")
+def multi(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TransformerNet]:
+    torch.manual_seed(0)
+    net = TransformerNet(base_channels=8, num_residual_blocks=1, num_styles=3).eval()
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, ConditionalInstanceNorm2d):
+                m.weight.copy_(1 + 0.5 * torch.randn_like(m.weight))
+                m.bias.normal_(0, 0.5)
+    path = tmp_path_factory.mktemp("multi") / "model.pt"
+    save_model(net, path, metadata={"styles": [{"name": n} for n in NAMES]})
+    return path, net
+
+
+def test_names_mixes_and_weights() -> None:
+    assert style_names({"styles": [{"name": "a"}, {"name": "b"}]}, 2) == ["a", "b"]
+    assert style_names({}, 3) == ["0", "1", "2"]  # no record: indices
+    assert parse_mix("mosaic:0.7, candy:0.3") == {"mosaic": 0.7, "candy": 0.3}
+    with pytest.raises(ConfigError, match="expected NAME:WEIGHT pairs"):
+        parse_mix("mosaic=0.7")
+    assert style_weights(NAMES, style="candy").tolist() == [0, 1, 0]
+    assert style_weights(NAMES, style=2).tolist() == [0, 0, 1]
+    assert style_weights(NAMES, style="2").tolist() == [0, 0, 1]
+    torch.testing.assert_close(
+        style_weights(NAMES, mix={"mosaic": 3, 1: 1}), torch.tensor([0.75, 0.25, 0.0])
+    )
+    for kwargs, message in [
+        ({}, r"carries 3 styles \(mosaic, candy, udnie\): choose one"),
+        ({"style": "starry"}, r"no style 'starry' in this model; its styles are mosaic, candy"),
+        ({"style": 3}, r"no style 3"),
+        ({"mix": {"mosaic": -1}}, r"mix weight of 'mosaic' must be >= 0"),
+        ({"mix": {"mosaic": 0}}, r"sum to 0"),
+        ({"style": 0, "mix": {"mosaic": 1}}, r"a style or a mix, not both"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            style_weights(NAMES, **kwargs)
+
+
+def test_the_api_picks_a_style_per_call(multi, tmp_path: Path) -> None:
+    path, net = multi
+    image = load_image(photo(tmp_path / "p.png", size=(140, 100)))
+    x = pil_to_tensor(image).unsqueeze(0)
+    stylizer = stylenet.load(path, device="cpu")
+    assert stylizer.styles == NAMES
+
+    def expected(weights: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return net(x, weights)
+
+    torch.testing.assert_close(stylizer(x), expected(torch.eye(3)[0]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        stylizer(x, style="udnie"), expected(torch.eye(3)[2]), atol=1e-5, rtol=0
+    )
+    mixed = stylizer(x, mix={"mosaic": 0.5, "candy": 0.5})
+    torch.testing.assert_close(mixed, expected(torch.tensor([0.5, 0.5, 0.0])), atol=1e-5, rtol=0)
+    assert stylizer.with_style("udnie") is stylizer.with_style("udnie")  # loaded once
+    # A tiled call stylizes with the chosen style's statistics too.
+    tiled = stylizer(image, style="candy", tile=64, overlap=16)
+    assert tiled.size == image.size
+    with pytest.raises(ConfigError, match="no style 'starry'"):
+        stylizer(x, style="starry")
+
+
+def test_stylize_and_export_need_a_choice_for_a_multi_style_model(multi, tmp_path: Path) -> None:
+    path, net = multi
+    src = photo(tmp_path / "p.png", size=(40, 36))
+    rc, _, err = run_cli(stylize_main, [str(path), str(src), "-o", str(tmp_path / "x.png")])
+    assert rc == 2 and "carries 3 styles (mosaic, candy, udnie)" in err
+    assert not (tmp_path / "x.png").exists()
+
+    out = tmp_path / "candy.png"
+    assert stylize_main([str(path), str(src), "-o", str(out), "--style", "candy", "-q"]) == 0
+    api = stylenet.load(path, device="cpu", style="candy")(load_image(src))
+    assert (pil_to_tensor(load_image(out)) - pil_to_tensor(api)).abs().max() <= 1 / 255
+    rc, _, err = run_cli(
+        stylize_main,
+        [str(path), str(src), "-o", str(tmp_path / "y.png"), "--mix", "mosaic:1,nope:1"],
+    )
+    assert rc == 2 and "no style 'nope'" in err
+
+    rc, _, err = run_cli(export_main, [str(path), "-o", str(tmp_path / "ex")])
+    assert rc == 2 and "an export holds one; choose it with --style" in err
+    rc, _, err = run_cli(
+        export_main, [str(path), "-o", str(tmp_path / "ex"), "--mix", "mosaic:0.7,udnie:0.3"]
+    )
+    assert rc == 0, err
+    onnx_file = next((tmp_path / "ex").glob("*.onnx"))
+    assert detect_format(onnx_file) == "onnx"
+    exported = stylenet.load(onnx_file, device="cpu")
+    x = pil_to_tensor(load_image(src)).unsqueeze(0)
+    with torch.no_grad():
+        want = net(x, torch.tensor([0.7, 0.0, 0.3]))
+    torch.testing.assert_close(exported(x), want, atol=1e-4, rtol=0)
+    with pytest.raises(ConfigError, match="exported onnx model of one style"):
+        stylenet.load(onnx_file, style="candy")
+
+
+def test_a_one_style_model_takes_its_index_and_nothing_else(model, tmp_path: Path) -> None:
+    path, _ = model
+    stylizer = stylenet.load(path, device="cpu", style=0)
+    assert stylizer.styles == []
+    with pytest.raises(ConfigError, match="no style 'candy' in this model; its styles are 0"):
+        stylenet.load(path, style="candy")
