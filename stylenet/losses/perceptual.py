@@ -18,8 +18,9 @@ from stylenet.losses.vgg import VGG16Features
 class PerceptualLoss(nn.Module):
     """Weighted sum of content, style, TV and pixel losses.
 
-    Call `set_style` once with the style image; the Gram matrices of its features are stored as
-    non-persistent buffers (recomputed, never checkpointed).
+    Call `set_style` once with the style image (or `set_styles` with several, for a multi-style
+    network); the Gram matrices of their features are stored as non-persistent buffers
+    (recomputed, never checkpointed), (N, C, C) per layer.
 
     Args:
         content_layers: VGG layers for the feature reconstruction loss (Johnson: relu2_2).
@@ -76,31 +77,54 @@ class PerceptualLoss(nn.Module):
             vgg = vgg(layers=needed)
         self.vgg = vgg
         self._has_style = False
+        self.num_styles = 0
 
-    @torch.no_grad()
     def set_style(self, style_image: Tensor) -> None:
         """Compute and store the target Gram matrices of one style image.
 
         Args:
             style_image: (3, H, W) or (1, 3, H, W) in [0, 1].
         """
-        if style_image.ndim == 3:
-            style_image = style_image.unsqueeze(0)
-        if style_image.ndim != 4 or style_image.shape[:2] != (1, 3):
-            raise ValueError(f"style image must be (1, 3, H, W), got {tuple(style_image.shape)}")
+        self.set_styles([style_image])
+
+    @torch.no_grad()
+    def set_styles(self, style_images: Sequence[Tensor]) -> None:
+        """Compute and store the target Grams of N style images (any sizes), style k at index k.
+
+        Args:
+            style_images: Each (3, H, W) or (1, 3, H, W) in [0, 1].
+        """
+        if not style_images:
+            raise ValueError("set_styles needs at least one style image")
         device = next(self.vgg.buffers()).device
-        feats = self.vgg(style_image.to(device=device, dtype=torch.float32))
+        grams: dict[str, list[Tensor]] = {name: [] for name in self.style_layers}
+        for style_image in style_images:
+            if style_image.ndim == 3:
+                style_image = style_image.unsqueeze(0)
+            if style_image.ndim != 4 or style_image.shape[:2] != (1, 3):
+                raise ValueError(
+                    f"style image must be (1, 3, H, W), got {tuple(style_image.shape)}"
+                )
+            feats = self.vgg(style_image.to(device=device, dtype=torch.float32))
+            for name in self.style_layers:
+                grams[name].append(LF.gram_matrix(feats[name]))
         for name in self.style_layers:
-            # (1, C, C); non-persistent: a checkpoint never carries them.
-            self.register_buffer(f"gram_{name}", LF.gram_matrix(feats[name]), persistent=False)
+            # (N, C, C); non-persistent: a checkpoint never carries them.
+            self.register_buffer(f"gram_{name}", torch.cat(grams[name]), persistent=False)
         self._has_style = True
+        self.num_styles = len(style_images)
 
-    def target_gram(self, layer: str) -> Tensor:
-        return self.get_buffer(f"gram_{layer}")
+    def target_gram(self, layer: str, style_index: Tensor | None = None) -> Tensor:
+        """The target Grams of `layer`: (N, C, C), or (B, C, C) for the styles in
+        `style_index` (B,)."""
+        grams = self.get_buffer(f"gram_{layer}")
+        return grams if style_index is None else grams[style_index]
 
-    def forward(self, output: Tensor, content: Tensor) -> dict[str, Tensor]:
+    def forward(
+        self, output: Tensor, content: Tensor, style_index: Tensor | None = None
+    ) -> dict[str, Tensor]:
         """Loss terms for stylized `output` against the `content` photos, both (B, 3, H, W) in
-        [0, 1].
+        [0, 1]; with several styles set, `style_index` (B,) names each image's style.
 
         Returns:
             {"content", "style", "tv", ["pixel"], "total"}: each term already multiplied by its
@@ -109,6 +133,8 @@ class PerceptualLoss(nn.Module):
         """
         if self.style_weight and not self._has_style:
             raise RuntimeError("PerceptualLoss.set_style(image) must be called before the loss")
+        if style_index is None and self.num_styles > 1:
+            raise ValueError(f"{self.num_styles} styles are set: pass style_index (B,)")
         out_feats = self.vgg(output)
         terms: dict[str, Tensor] = {}
 
@@ -126,7 +152,8 @@ class PerceptualLoss(nn.Module):
         if self.style_layers and self._has_style:
             terms["style"] = self.style_weight * _sum(
                 [
-                    w * LF.style_loss(LF.gram_matrix(out_feats[n]), self.target_gram(n))
+                    w
+                    * LF.style_loss(LF.gram_matrix(out_feats[n]), self.target_gram(n, style_index))
                     for n, w in self.style_layers.items()
                 ]
             )

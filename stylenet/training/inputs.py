@@ -7,6 +7,7 @@ Kept free of Lightning and torchvision, so ``stylenet-train`` can run it before 
 from __future__ import annotations
 
 import math
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ def _setting(cfg: DictConfig, key: str) -> Any:
         raise ConfigError(f"{key} is not set: give {key}=...") from None
 
 
+_STYLE_CONFIGS = Path(str(files("stylenet.configs"))) / "style"
 LOSS_WEIGHTS = ("content_weight", "style_weight", "tv_weight", "pixel_weight")
 
 
@@ -78,6 +80,50 @@ def check_settings(cfg: DictConfig) -> None:
             )
 
 
+def resolve_styles(cfg: DictConfig) -> list[dict[str, Any]]:
+    """The run's styles as {name, image, size} records, in style-weight order.
+
+    ``styles`` (a list) names several styles for one network: each entry is a named style
+    config (``configs/style/NAME.yaml``), an image path, or a {name, image, size} mapping. An
+    empty list means the one style of ``style``.
+
+    Raises:
+        ConfigError: A style set twice, or a mandatory value missing.
+    """
+    entries = cfg.get("styles") or []
+    default_size = OmegaConf.select(cfg, "style.size")
+    if not entries:
+        return [
+            {
+                "name": cfg.style.get("name") or "custom",
+                "image": _setting(cfg, "style.image"),
+                "size": default_size,
+            }
+        ]
+    records = []
+    for entry in entries:
+        if isinstance(entry, DictConfig):
+            given = OmegaConf.to_container(entry, resolve=True)
+            assert isinstance(given, dict)
+            record = {"size": default_size, **{str(k): v for k, v in given.items()}}
+            record.setdefault("name", Path(str(record.get("image"))).stem)
+        elif (_STYLE_CONFIGS / f"{entry}.yaml").is_file():
+            node = OmegaConf.load(_STYLE_CONFIGS / f"{entry}.yaml")
+            merged = OmegaConf.merge({"paths": cfg.paths}, {"style": node})
+            record = {
+                "name": str(merged.style.name),
+                "image": str(merged.style.image),
+                "size": merged.style.get("size", default_size),
+            }
+        else:
+            record = {"name": Path(str(entry)).stem, "image": str(entry), "size": default_size}
+        records.append(record)
+    names = [r["name"] for r in records]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"styles={names}: each style may appear once")
+    return records
+
+
 def check_inputs(cfg: DictConfig) -> None:
     """Fail before anything is built when an input named by the config cannot be used.
 
@@ -86,17 +132,22 @@ def check_inputs(cfg: DictConfig) -> None:
             ``ckpt_path=``, a loss weight, ...) and what is wrong with it or its file.
     """
     check_settings(cfg)
-    style = _setting(cfg, "style.image")
-    try:
-        load_image(style)
-    except FileReadError as err:
-        hint = ""
-        if err.reason == "no such file" and cfg.style.get("name") not in (None, "custom"):
-            hint = (
-                f"; style={cfg.style.name} looks for its painting in paths.style_dir: put "
-                f"{Path(style).name} there, set STYLENET_STYLE_DIR=DIR, or give style.image=PATH"
-            )
-        raise ConfigError(f"style.image={style}: {err.reason}{hint}") from err
+    multi = bool(cfg.get("styles"))
+    for record in resolve_styles(cfg):
+        style = record["image"]
+        key = f"styles: {record['name']}: image" if multi else "style.image"
+        try:
+            load_image(style)
+        except FileReadError as err:
+            hint = ""
+            named = record["name"] if multi else cfg.style.get("name")
+            if err.reason == "no such file" and named not in (None, "custom"):
+                hint = (
+                    f"; style={named} looks for its painting in paths.style_dir: put "
+                    f"{Path(style).name} there, set STYLENET_STYLE_DIR=DIR, or give "
+                    "style.image=PATH"
+                )
+            raise ConfigError(f"{key}={style}: {err.reason}{hint}") from err
     for key in ("data.root", "data.val_root"):
         folder = _setting(cfg, key)
         if folder is not None and not Path(folder).is_dir():

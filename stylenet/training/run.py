@@ -15,7 +15,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.loggers import Logger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
@@ -36,7 +36,7 @@ from stylenet.training.checkpoints import (
 )
 from stylenet.training.data import PhotoDataModule
 from stylenet.training.faults import DivergenceGuard, StopOnSignal, TrainingInterrupted
-from stylenet.training.inputs import check_inputs, checkpoint_dir
+from stylenet.training.inputs import check_inputs, checkpoint_dir, resolve_styles
 from stylenet.training.loggers import keep_earlier_metrics
 from stylenet.training.module import StyleTransferModule
 
@@ -51,16 +51,20 @@ def _instantiate_all(node: DictConfig | None) -> list[Any]:
     return [instantiate(v) for v in node.values() if v is not None and "_target_" in v]
 
 
-def _run_callbacks(cfg: DictConfig, run_dir: Path, datamodule: PhotoDataModule) -> list[Callback]:
+def _run_callbacks(
+    cfg: DictConfig, run_dir: Path, datamodule: PhotoDataModule, module: StyleTransferModule
+) -> list[Callback]:
     """The callbacks every run has (see `stylenet.training.callbacks`)."""
     model_path = run_dir / "model.pt"
-    metadata = {
+    metadata: dict[str, Any] = {
         # absolute: stylenet-evaluate reads it from anywhere
-        "style_image": str(Path(cfg.style.image).resolve()),
-        "style_size": cfg.style.get("size"),
+        "style_image": str(Path(module.style_image).resolve()),
+        "style_size": module.style_size,
         "image_size": cfg.data.get("image_size"),
         "loss": OmegaConf.to_container(cfg.loss, resolve=True),
     }
+    if module.num_styles > 1:
+        metadata["styles"] = module.style_records()
     divergence = OmegaConf.select(cfg, "train.divergence") or {}
     callbacks: list[Callback] = [
         DivergenceGuard(**divergence),
@@ -69,7 +73,11 @@ def _run_callbacks(cfg: DictConfig, run_dir: Path, datamodule: PhotoDataModule) 
         FinalCheckpoint(),
         ExportModel(model_path, metadata),
     ]
-    if content := OmegaConf.select(cfg, "evaluate.content"):
+    content = OmegaConf.select(cfg, "evaluate.content")
+    if content and module.num_styles > 1:
+        log.warning("evaluate.content: the end-of-training report covers one-style models only")
+        content = None
+    if content:
         callbacks.append(
             EvaluateAtEnd(
                 model_path,
@@ -108,6 +116,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     warnings.filterwarnings(
         "ignore", message=r".*your dataloader is not resumable", module="pytorch_lightning"
     )
+    if cfg.get("styles"):
+        # One network for several styles: the module gets every style, and config.yaml says so.
+        styles = resolve_styles(cfg)
+        with open_dict(cfg):
+            cfg.model.num_styles = len(styles)
+            cfg.module.style_image = [s["image"] for s in styles]
+            cfg.module.style_size = [s["size"] for s in styles]
+            cfg.module.style_names = [s["name"] for s in styles]
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     # The resolved job config (Hydra's own settings stay in .hydra/ next to it).
@@ -121,7 +137,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     stop_on_signal = StopOnSignal()
     callbacks = [
         *_instantiate_all(cfg.get("callbacks")),
-        *_run_callbacks(cfg, run_dir, datamodule),
+        *_run_callbacks(cfg, run_dir, datamodule, module),
         stop_on_signal,
     ]
     trainer: pl.Trainer = instantiate(

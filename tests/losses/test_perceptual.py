@@ -81,6 +81,23 @@ def test_negative_or_nan_weights_are_refused(random_vgg: VGG16Features, kwargs) 
         PerceptualLoss(vgg=random_vgg, **kwargs)
 
 
+def test_several_styles_each_image_against_its_own(random_vgg: VGG16Features) -> None:
+    loss = PerceptualLoss(style_layers=["relu1_2", "relu2_2"], vgg=random_vgg)
+    styles = [torch.rand(3, 32, 40), torch.rand(3, 24, 24), torch.rand(3, 48, 32)]
+    loss.set_styles(styles)
+    assert loss.target_gram("relu1_2").shape == (3, 64, 64)
+    x = torch.rand(2, 3, 32, 32)
+    both = loss(x, x, torch.tensor([2, 0]))["style"]
+    one = PerceptualLoss(style_layers=["relu1_2", "relu2_2"], vgg=random_vgg)
+    singles = []
+    for k, img in ((2, 0), (0, 1)):
+        one.set_style(styles[k])
+        singles.append(one(x[img : img + 1], x[img : img + 1])["style"])
+    torch.testing.assert_close(both, torch.stack(singles).mean())  # the batch mean
+    with pytest.raises(ValueError, match=r"3 styles are set: pass style_index"):
+        loss(x, x)
+
+
 def test_perceptual_loss_needs_a_style(random_vgg: VGG16Features) -> None:
     loss = PerceptualLoss(vgg=random_vgg, style_layers=["relu1_2"], content_layers=["relu2_2"])
     with pytest.raises(RuntimeError, match="set_style"):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from stylenet.errors import ConfigError
-from stylenet.training.inputs import check_settings
+from stylenet.training.inputs import check_inputs, check_settings, resolve_styles
 from stylenet.training.run import train
 from tests.helpers import ComposeTrain, tiny_run_overrides
 
@@ -64,3 +64,28 @@ def test_a_run_folder_with_checkpoints_is_reused_only_with_resume_auto(
     with pytest.raises(ConfigError, match=r"already holds checkpoints .* resume=auto continues"):
         check_settings(compose_train(overrides, tmp_path / "run"))
     check_settings(compose_train([*overrides, "resume=auto"], tmp_path / "run"))
+
+
+def test_styles_come_from_named_configs_paths_or_records(
+    compose_train: ComposeTrain, tmp_path, photo_dir, style_path, monkeypatch
+) -> None:
+    monkeypatch.setenv("STYLENET_STYLE_DIR", str(tmp_path / "paintings"))
+    base = [*tiny_run_overrides(style_path, photo_dir), "logger=none"]
+    cfg = compose_train(
+        [*base, f"styles=[mosaic,{style_path},{{name:mine,image:{style_path},size:48}}]"],
+        tmp_path / "run",
+    )
+    assert resolve_styles(cfg) == [
+        {"name": "mosaic", "image": str(tmp_path / "paintings" / "mosaic.jpg"), "size": 256},
+        {"name": style_path.stem, "image": str(style_path), "size": 64},  # style.size
+        {"name": "mine", "image": str(style_path), "size": 48},
+    ]
+    # The one style of `style` when `styles` is empty.
+    assert resolve_styles(compose_train(base, tmp_path / "run")) == [
+        {"name": "custom", "image": str(style_path), "size": 64}
+    ]
+    with pytest.raises(ConfigError, match=r"each style may appear once"):
+        resolve_styles(compose_train([*base, f"styles=[{style_path},{style_path}]"], tmp_path))
+    # A missing painting names the style and where it was looked for.
+    with pytest.raises(ConfigError, match=r"^styles: mosaic: image=.*mosaic.jpg: no such file"):
+        check_inputs(compose_train([*base, f"styles=[mosaic,{style_path}]"], tmp_path / "r2"))

@@ -11,6 +11,7 @@ from unittest.mock import MagicMock
 import pytest
 import torch
 
+from stylenet.errors import ConfigError
 from stylenet.losses import PerceptualLoss, VGG16Features
 from stylenet.models import TransformerNet
 from stylenet.training.module import StyleTransferModule
@@ -155,3 +156,84 @@ def test_compiled_channels_last_and_autocast_steps_match_eager_fp32(
     torch.testing.assert_close(channels_last, eager, rtol=1e-4, atol=0)
     torch.testing.assert_close(bf16, eager, rtol=3e-2, atol=0)
     torch.testing.assert_close(bf16_compiled, eager, rtol=3e-2, atol=0)
+
+
+# --- several styles in one network ------------------------------------------------------------
+
+
+@pytest.fixture
+def multi_module(tmp_path: Path) -> StyleTransferModule:
+    from PIL import Image
+
+    images = []
+    for i, colour in enumerate([(200, 30, 30), (30, 200, 30), (30, 30, 200)]):
+        images.append(str(tmp_path / f"s{i}.png"))
+        Image.new("RGB", (40, 32), colour).save(images[-1])
+    torch.manual_seed(0)
+    with pytest.warns(UserWarning, match="RANDOMLY"):
+        loss = PerceptualLoss(vgg=partial(VGG16Features, weights="random"))
+    module = StyleTransferModule(
+        TransformerNet(base_channels=4, num_residual_blocks=1, num_styles=3),
+        loss,
+        style_image=images,
+        style_size=[32, 32, None],
+        style_names=["red", "green", "blue"],
+        optimizer=partial(torch.optim.Adam, lr=1e-3),
+        num_log_images=2,
+        image_dir=str(tmp_path / "images"),
+    )
+    module.trainer = MagicMock(
+        sanity_checking=False, is_global_zero=True, loggers=[], global_step=4
+    )
+    module.log = MagicMock()  # type: ignore[method-assign]
+    return module
+
+
+def test_each_style_trains_equally_often_one_style_per_batch(multi_module) -> None:
+    rounds = [[multi_module.style_of_step(s) for s in range(r * 3, r * 3 + 3)] for r in range(6)]
+    assert all(sorted(r) == [0, 1, 2] for r in rounds)  # each style once per round
+    assert len({tuple(r) for r in rounds}) > 1  # in a shuffled order
+    assert rounds == [
+        [multi_module.style_of_step(s) for s in range(r * 3, r * 3 + 3)] for r in range(6)
+    ]
+    seen = []
+    real_loss = multi_module.loss.forward
+    multi_module.loss.forward = lambda out, photos, style: (
+        seen.append(style) or real_loss(out, photos, style)
+    )
+    multi_module.training_step(torch.rand(2, 3, 32, 32), 0)
+    (style,) = seen
+    assert style.tolist() == [multi_module.style_of_step(4)] * 2
+
+
+def test_validation_reports_every_style_and_draws_photos_by_styles(multi_module, tmp_path) -> None:
+    assert multi_module.loss.target_gram("relu1_2").shape == (3, 64, 64)
+    multi_module.eval()
+    with torch.no_grad():
+        multi_module.validation_step(torch.rand(2, 3, 32, 32), 0)
+    logged = {call.args[0]: call.args[1] for call in multi_module.log.call_args_list}  # type: ignore[attr-defined]
+    for name in ("red", "green", "blue"):
+        assert {f"val/{name}/style", f"val/{name}/content", f"val/{name}/total"} <= set(logged)
+    mean = torch.stack([logged[f"val/{n}/style"] for n in ("red", "green", "blue")]).mean()
+    torch.testing.assert_close(logged["val/style"], mean)
+    assert logged["val/red/style"] != logged["val/blue/style"]
+    (grid,) = (tmp_path / "images").iterdir()
+    from PIL import Image
+
+    assert Image.open(grid).size == (4 * 32 + 5 * 4, 2 * 32 + 3 * 4)  # photo + 3 styles, 2 rows
+    checkpoint: dict = {}
+    multi_module.on_save_checkpoint(checkpoint)
+    assert [s["name"] for s in checkpoint["stylenet"]["styles"]] == ["red", "green", "blue"]
+    assert checkpoint["stylenet"]["config"]["num_styles"] == 3
+
+
+def test_style_images_must_match_the_network(style_path: Path) -> None:
+    with pytest.warns(UserWarning, match="RANDOMLY"):
+        loss = PerceptualLoss(vgg=partial(VGG16Features, weights="random"))
+    with pytest.raises(ConfigError, match=r"carries 3 style\(s\) but 1 style images"):
+        StyleTransferModule(
+            TransformerNet(base_channels=4, num_residual_blocks=1, num_styles=3),
+            loss,
+            style_image=str(style_path),
+            optimizer=partial(torch.optim.Adam),
+        )

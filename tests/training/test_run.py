@@ -116,3 +116,34 @@ def test_end_of_training_evaluation_reaches_wandb(
     # model.pt as a W&B artifact of type "model", named after the run.
     run_id = wandb_run.name.rsplit("-", 1)[1]
     assert f"model-{run_id}".encode() in log and b"model.pt" in log
+
+
+def test_one_network_learns_several_styles(
+    compose_train: ComposeTrain, tmp_path, photo_dir, style_path
+) -> None:
+    from PIL import Image
+
+    import stylenet
+
+    second = tmp_path / "stripes.png"
+    Image.effect_noise((64, 64), 80).convert("RGB").save(second)
+    overrides = [
+        *tiny_run_overrides(style_path, photo_dir, steps=4),
+        "logger=csv",
+        "loss.vgg.weights=random",
+        "model=small",
+        f"styles=[{style_path},{{name:stripes,image:{second}}}]",
+    ]
+    metrics = train(compose_train(overrides, tmp_path / "run"))
+    assert metrics["global_step"] == 4
+    net = load_model(metrics["model_path"])
+    assert net.num_styles == 2
+    stylizer = stylenet.load(metrics["model_path"], device="cpu")
+    assert stylizer.styles == [style_path.stem, "stripes"]
+    rows = read_metrics(tmp_path / "run")
+    assert val_series(rows, "val/stripes/style") and val_series(
+        rows, f"val/{style_path.stem}/style"
+    )
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved["module"]["style_names"] == [style_path.stem, "stripes"]
+    assert saved["model"]["num_styles"] == 2
