@@ -235,6 +235,32 @@ class TransformerNet(nn.Module):
         net.load_state_dict(state)
         return net.to(next(self.parameters()).device).train(self.training)
 
+    @torch.no_grad()
+    def with_styles(self, num_styles: int) -> TransformerNet:
+        """A copy carrying `num_styles` ≥ this network's styles: the shared weights and every
+        existing style's (γ, β) copied, each new style's (γ, β) started at the mean of the
+        existing ones (for adding a style by training only its own γ and β)."""
+        if num_styles < self.num_styles:
+            raise ValueError(f"cannot drop styles: {self.num_styles} → {num_styles}")
+        net = TransformerNet(
+            base_channels=self.config.base_channels,
+            num_residual_blocks=self.config.num_residual_blocks,
+            num_styles=num_styles,
+        )
+        state = {}
+        for key, value in net.state_dict().items():
+            old = self.state_dict()[key]
+            if value.shape != old.shape:  # a norm's (γ or β): (C,) or (N, C) → (N', C)
+                rows = old.reshape(-1, old.shape[-1])
+                value = torch.cat(
+                    [rows, rows.mean(0, keepdim=True).expand(num_styles - len(rows), -1)]
+                )
+            else:
+                value = old
+            state[key] = value
+        net.load_state_dict(state)
+        return net.to(next(self.parameters()).device)
+
     def forward(self, x: Tensor, style_weights: Tensor | None = None) -> Tensor:
         """Stylize (B, 3, H, W) in [0, 1]; `style_weights` (B, N) or (N,) for a multi-style
         network (rows one-hot or convex mixes)."""

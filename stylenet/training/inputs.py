@@ -153,8 +153,9 @@ def check_inputs(cfg: DictConfig) -> None:
         if folder is not None and not Path(folder).is_dir():
             what = "not a folder" if Path(folder).exists() else "no such folder"
             raise ConfigError(f"{key}={folder}: {what}")
-    if ckpt := cfg.get("ckpt_path"):
-        try:
-            torch_load(ckpt)
-        except FileReadError as err:
-            raise ConfigError(f"ckpt_path={ckpt}: {err.reason}") from err
+    for key in ("ckpt_path", "init_from"):
+        if path := cfg.get(key):
+            try:
+                torch_load(path)
+            except FileReadError as err:
+                raise ConfigError(f"{key}={path}: {err.reason}") from err

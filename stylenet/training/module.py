@@ -13,7 +13,7 @@ from torch import Tensor
 from stylenet.errors import ConfigError
 from stylenet.io.images import load_image_tensor, make_grid, save_image
 from stylenet.losses import PerceptualLoss
-from stylenet.models import TransformerNet
+from stylenet.models import ConditionalInstanceNorm2d, TransformerNet
 from stylenet.training.loggers import log_image
 
 OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
@@ -35,6 +35,8 @@ class StyleTransferModule(pl.LightningModule):
             (None: as is); a list gives one per style.
         style_names: Names of the styles (default: the images' file stems); they label the
             per-style held-out losses and go into the model file.
+        train_styles: Train only these styles' (γ, β) (indices), everything else frozen: adding
+            styles to a trained network (``init_from``). None: train everything.
         optimizer: Factory (a Hydra ``_partial_``) called with the network's parameters.
         scheduler: Optional factory called with the optimizer; stepped every training step.
         num_log_images: Held-out photos shown in the (photo | stylized) grid at each
@@ -55,6 +57,7 @@ class StyleTransferModule(pl.LightningModule):
         style_image: str | Sequence[str],
         style_size: int | Sequence[int | None] | None = None,
         style_names: Sequence[str] | None = None,
+        train_styles: Sequence[int] | None = None,
         optimizer: OptimizerFactory,
         scheduler: SchedulerFactory | None = None,
         num_log_images: int = 4,
@@ -90,6 +93,9 @@ class StyleTransferModule(pl.LightningModule):
             self.net.to(memory_format=torch.channels_last)
             self.loss.to(memory_format=torch.channels_last)
         self._compiled_terms: Callable[..., dict[str, Tensor]] | None = None
+        self.train_styles = list(range(self.num_styles) if train_styles is None else train_styles)
+        if train_styles is not None:
+            self._freeze_all_but(self.train_styles)
         self.last_terms: dict[str, Tensor] = {}
 
     @property
@@ -105,11 +111,26 @@ class StyleTransferModule(pl.LightningModule):
         return torch.nn.functional.one_hot(style_index, self.num_styles).float()
 
     def style_of_step(self, step: int) -> int:
-        """The style a training step uses: every style once per N steps, in an order shuffled
-        anew each round (seeded by the round, so a resumed run draws the same)."""
-        n = self.num_styles
+        """The style a training step uses: every trained style once per round, in an order
+        shuffled anew each round (seeded by the round, so a resumed run draws the same)."""
+        n = len(self.train_styles)
         order = torch.randperm(n, generator=torch.Generator().manual_seed(step // n))
-        return int(order[step % n])
+        return self.train_styles[int(order[step % n])]
+
+    def _freeze_all_but(self, styles: list[int]) -> None:
+        """Only the conditional norms' rows of `styles` learn: every other parameter is frozen,
+        and the gradient of the other rows is zeroed (Adam then leaves them exactly as they
+        are)."""
+        if self.num_styles == 1 or not styles:
+            raise ConfigError("train_styles needs a multi-style network and at least one style")
+        mask = torch.zeros(self.num_styles, 1)
+        mask[styles] = 1.0
+        for module in self.net.modules():
+            for param in module.parameters(recurse=False):
+                if isinstance(module, ConditionalInstanceNorm2d):
+                    param.register_hook(lambda grad: grad * mask.to(grad))
+                else:
+                    param.requires_grad_(False)
 
     def terms(self, images: Tensor, style_index: Tensor | None = None) -> dict[str, Tensor]:
         """The loss terms of one training batch (the weighted terms and their ``total``);
@@ -196,7 +217,7 @@ class StyleTransferModule(pl.LightningModule):
     def configure_optimizers(self) -> Any:
         # Only the transform network is optimized; the VGG is frozen (requires_grad False) and
         # deliberately not passed.
-        optimizer = self.optimizer_factory(self.net.parameters())
+        optimizer = self.optimizer_factory(p for p in self.net.parameters() if p.requires_grad)
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer)

@@ -21,6 +21,9 @@ from pytorch_lightning.loggers import Logger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from stylenet.errors import ConfigError
+from stylenet.inference.model_file import load_model, read_metadata
+from stylenet.inference.styles import style_names
+from stylenet.models import TransformerNet
 from stylenet.training import resolvers
 from stylenet.training.callbacks import (
     EvaluateAtEnd,
@@ -116,14 +119,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     warnings.filterwarnings(
         "ignore", message=r".*your dataloader is not resumable", module="pytorch_lightning"
     )
-    if cfg.get("styles"):
-        # One network for several styles: the module gets every style, and config.yaml says so.
-        styles = resolve_styles(cfg)
-        with open_dict(cfg):
-            cfg.model.num_styles = len(styles)
-            cfg.module.style_image = [s["image"] for s in styles]
-            cfg.module.style_size = [s["size"] for s in styles]
-            cfg.module.style_names = [s["name"] for s in styles]
+    base = _styles_into_config(cfg)
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     # The resolved job config (Hydra's own settings stay in .hydra/ next to it).
@@ -133,6 +129,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     ckpt_path = _resume_from(cfg)
     module: StyleTransferModule = instantiate(cfg.module)
+    if base is not None:  # init_from: the trained styles and shared weights, new styles added
+        module.net.load_state_dict(base.with_styles(module.num_styles).state_dict())
     loggers: list[Logger] = _instantiate_all(cfg.get("logger"))
     stop_on_signal = StopOnSignal()
     callbacks = [
@@ -179,6 +177,46 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         skipped_files=skipped,
     )
     return metrics
+
+
+def _styles_into_config(cfg: DictConfig) -> TransformerNet | None:
+    """Put ``styles`` (and ``init_from``) into the config: the module gets every style and
+    config.yaml says so. Returns the ``init_from`` network, if any.
+
+    Raises:
+        ConfigError: ``init_from`` without ``styles`` that start with its styles and add one.
+    """
+    init_from = cfg.get("init_from")
+    if not cfg.get("styles"):
+        if init_from:
+            raise ConfigError(
+                "init_from needs styles=[...]: the model's styles, in order, then the new ones"
+            )
+        return None
+    styles = resolve_styles(cfg)
+    names = [s["name"] for s in styles]
+    base = None
+    with open_dict(cfg):
+        cfg.model.num_styles = len(styles)
+        cfg.module.style_image = [s["image"] for s in styles]
+        cfg.module.style_size = [s["size"] for s in styles]
+        cfg.module.style_names = names
+        if init_from:
+            base = load_model(init_from)
+            metadata = read_metadata(init_from)
+            if base.num_styles > 1:
+                known = style_names(metadata, base.num_styles)
+            else:
+                known = [Path(str(metadata.get("style_image") or "0")).stem]
+            if names[: len(known)] != known or len(names) == len(known):
+                raise ConfigError(
+                    f"init_from={init_from} carries styles {known}: styles=[...] must list them "
+                    f"first, in that order, then the new ones (got {names})"
+                )
+            cfg.model.base_channels = base.config.base_channels
+            cfg.model.num_residual_blocks = base.config.num_residual_blocks
+            cfg.module.train_styles = list(range(len(known), len(names)))
+    return base
 
 
 def _resume_from(cfg: DictConfig) -> str | None:

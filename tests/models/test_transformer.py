@@ -112,3 +112,21 @@ def test_style_weights_are_required_and_checked() -> None:
         net(x, torch.ones(2))
     with pytest.raises(ValueError, match=r"style weights must be \(3,\)"):
         net.bind(torch.ones(4))
+
+
+def test_with_styles_keeps_every_style_and_starts_new_ones_at_their_mean() -> None:
+    net = _multi(2)
+    grown = net.with_styles(4)
+    assert grown.num_styles == 4
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        for i in range(2):
+            torch.testing.assert_close(grown(x, torch.eye(4)[i]), net(x, torch.eye(2)[i]))
+        # A new style starts as the even mix of the old ones.
+        torch.testing.assert_close(grown(x, torch.eye(4)[3]), net(x, torch.tensor([0.5, 0.5])))
+    torch.manual_seed(0)
+    one = TransformerNet(base_channels=8, num_residual_blocks=2).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(one.with_styles(2)(x, torch.eye(2)[0]), one(x))
+    with pytest.raises(ValueError, match="cannot drop styles"):
+        net.with_styles(1)

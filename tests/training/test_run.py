@@ -147,3 +147,43 @@ def test_one_network_learns_several_styles(
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert saved["module"]["style_names"] == [style_path.stem, "stripes"]
     assert saved["model"]["num_styles"] == 2
+
+
+def test_a_style_is_added_by_training_only_its_own_scale_and_shift(
+    compose_train: ComposeTrain, tmp_path, photo_dir, style_path
+) -> None:
+    from PIL import Image
+
+    from stylenet.errors import ConfigError
+
+    paintings = []
+    for i in range(3):
+        paintings.append(tmp_path / f"p{i}.png")
+        Image.effect_noise((64, 64), 40 + 30 * i).convert("RGB").save(paintings[-1])
+    base = [
+        *tiny_run_overrides(style_path, photo_dir, steps=3),
+        "logger=none",
+        "loss.vgg.weights=random",
+        "model=small",
+    ]
+    two = f"styles=[{paintings[0]},{paintings[1]}]"
+    first = train(compose_train([*base, two], tmp_path / "two"))
+    before = load_model(first["model_path"])
+
+    three = f"styles=[{paintings[0]},{paintings[1]},{paintings[2]}]"
+    init = f"init_from={first['model_path']}"
+    added = train(compose_train([*base, three, init, "model.base_channels=8"], tmp_path / "three"))
+    after = load_model(added["model_path"])
+    assert after.num_styles == 3 and after.config.base_channels == 16  # the model's own
+    old = before.state_dict()
+    for key, value in after.state_dict().items():
+        if value.ndim == 2 and value.shape[0] == 3:  # a conditional norm's γ or β
+            torch.testing.assert_close(value[:2], old[key], rtol=0, atol=0)
+        else:
+            torch.testing.assert_close(value, old[key], rtol=0, atol=0)
+    gammas = [v for k, v in after.state_dict().items() if v.ndim == 2 and k.endswith("weight")]
+    assert any(not torch.allclose(g[2], g[:2].mean(0)) for g in gammas)  # the new one learned
+
+    with pytest.raises(ConfigError, match=r"must list them first, in that order"):
+        swapped = f"styles=[{paintings[1]},{paintings[0]},{paintings[2]}]"
+        train(compose_train([*base, swapped, init], tmp_path / "bad"))

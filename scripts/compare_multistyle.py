@@ -1,0 +1,98 @@
+"""One network for N styles against N one-style networks, same recipe (issue 10's acceptance).
+
+Trains, with ``stylenet-train experiment=cpu_quick`` (128² crops, batch 4, Adam 1e-3):
+- one model per style for S steps;
+- one multi-style model (``styles=[...]``) for N×S steps, so each style gets S steps;
+
+then prints each style's final held-out style and content loss (the validation photos held out
+of ``--photos``) for both, their ratio, the parameter counts and the wall times.
+
+    python scripts/compare_multistyle.py --steps 300 --out compare/
+    python scripts/compare_multistyle.py --table-only --out compare/   # the table of earlier runs
+
+Needs the real VGG-16 weights ($STYLENET_VGG16_WEIGHTS) and the paintings ($STYLENET_STYLE_DIR).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+STYLES = ["mosaic", "candy", "udnie", "starry_night"]
+
+
+def train(out: Path, name: str, steps: int, extra: list[str], photos: Path) -> float:
+    """One stylenet-train run into out/name (skipped if its model exists); wall seconds."""
+    run = out / name
+    if (run / "model.pt").is_file():
+        return float((run / "seconds.txt").read_text()) if (run / "seconds.txt").is_file() else 0
+    cmd = [
+        sys.executable, "-m", "stylenet.cli.train", "experiment=cpu_quick",
+        f"data.root={photos}", f"trainer.max_steps={steps}",
+        f"trainer.val_check_interval={max(1, steps // 4)}",
+        f"callbacks.model_checkpoint.every_n_train_steps={max(1, steps // 4)}",
+        "trainer.enable_progress_bar=false", "logger=csv", f"hydra.run.dir={run}", *extra,
+    ]  # fmt: skip
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    seconds = time.perf_counter() - start
+    (run / "seconds.txt").write_text(f"{seconds:.1f}")
+    return seconds
+
+
+def final(run: Path, key: str) -> float:
+    with open(run / "csv" / "metrics.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r.get(key)]
+    return float(rows[-1][key])
+
+
+def parameters(run: Path) -> int:
+    state = torch.load(run / "model.pt", weights_only=True)["state_dict"]
+    return sum(v.numel() for v in state.values())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=300, help="S: steps per style")
+    parser.add_argument("--styles", nargs="+", default=STYLES)
+    parser.add_argument("--photos", type=Path, default=REPO.parent / "shared/data/coco-mini")
+    parser.add_argument("--out", type=Path, default=Path("compare_multistyle"))
+    parser.add_argument("--table-only", action="store_true")
+    args = parser.parse_args()
+    s, n = args.steps, len(args.styles)
+    times: dict[str, float] = {}
+    if not args.table_only:
+        for style in args.styles:
+            times[style] = train(args.out, f"single-{style}", s, [f"style={style}"], args.photos)
+        multi = [f"styles=[{','.join(args.styles)}]"]
+        times["multi"] = train(args.out, "multi", n * s, multi, args.photos)
+    multi_run = args.out / "multi"
+    print(f"$ python scripts/compare_multistyle.py --steps {s} --styles {' '.join(args.styles)}")
+    print(f"\n{n} one-style models × {s} steps vs one {n}-style model × {n * s} steps")
+    print("(experiment=cpu_quick: 128² crops, batch 4); final held-out losses (weighted)\n")
+    print("| style | style loss: one-style | multi | ×one-style | content: one-style | multi | × |")
+    print("|---|---|---|---|---|---|---|")
+    for style in args.styles:
+        run = args.out / f"single-{style}"
+        s1, s2 = final(run, "val/style"), final(multi_run, f"val/{style}/style")
+        c1, c2 = final(run, "val/content"), final(multi_run, f"val/{style}/content")
+        cells = [f"{s1:.3f}", f"{s2:.3f}", f"×{s2 / s1:.2f}", f"{c1:.3f}", f"{c2:.3f}"]
+        print(f"| {style} | {' | '.join(cells)} | ×{c2 / c1:.2f} |")
+    singles = sum(parameters(args.out / f"single-{st}") for st in args.styles)
+    print(
+        f"\nparameters: {n} one-style models {singles:,}; the {n}-style model "
+        f"{parameters(multi_run):,} (×{parameters(multi_run) / singles:.3f})"
+    )
+    if times:
+        print("wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()))
+
+
+if __name__ == "__main__":
+    main()
