@@ -55,9 +55,15 @@ def at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
-def add_style_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--style`` and ``--mix``: which style of a multi-style model."""
+def add_style_arguments(parser: argparse.ArgumentParser, *, all_styles: bool = False) -> None:
+    """``--style`` and ``--mix`` (and ``--all-styles``): which style of a multi-style model."""
     group = parser.add_mutually_exclusive_group()
+    if all_styles:
+        group.add_argument(
+            "--all-styles",
+            action="store_true",
+            help="one output per style: OUT_<style>.jpg for one photo, else OUT/<style>/",
+        )
     group.add_argument(
         "--style", metavar="NAME|INDEX", help="the style of a multi-style model to use"
     )

@@ -30,7 +30,7 @@ from stylenet.errors import ConfigError
 from stylenet.inference import tiling
 from stylenet.inference.api import load
 from stylenet.inference.backends import BACKENDS, PRECISIONS
-from stylenet.inference.batch import Options, plan, stylize_all
+from stylenet.inference.batch import Options, Summary, plan, stylize_all
 from stylenet.inference.color import check_strength
 
 
@@ -97,7 +97,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--preserve-color", action="store_true", help="keep the photo's colours")
     p.add_argument("--strength", type=float, default=1.0, help="0 = photo … 1 = full style")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    add_style_arguments(p)
+    add_style_arguments(p, all_styles=True)
     return p
 
 
@@ -124,9 +124,19 @@ def _options(args: argparse.Namespace) -> Options:
     )
 
 
+def _per_style_output(inputs: list[Path], output: Path, name: str) -> Path:
+    """Where --all-styles writes a style: ``out_<style>.jpg`` for one photo written to a file,
+    else the folder ``output/<style>/``."""
+    single_file = len(inputs) == 1 and inputs[0].is_file()
+    if single_file and output.suffix and not output.is_dir():
+        return output.with_name(f"{output.stem}_{name}{output.suffix}")
+    return output / name
+
+
 def _stylize(args: argparse.Namespace) -> int:
     options = _options(args)
-    work = plan(args.inputs, args.output, overwrite=args.overwrite)
+    if not args.all_styles:
+        work = plan(args.inputs, args.output, overwrite=args.overwrite)
     stylizer = load(
         args.model,
         device=args.device,
@@ -136,24 +146,42 @@ def _stylize(args: argparse.Namespace) -> int:
         compile=args.compile,
         **chosen_style(args),
     )
-    if stylizer.styles and args.style is None and args.mix is None:
+    if args.all_styles and not stylizer.styles:
+        raise ConfigError(f"--all-styles needs a multi-style model; {args.model} has one style")
+    if stylizer.styles and args.style is None and args.mix is None and not args.all_styles:
         raise ConfigError(
             f"{args.model} carries {len(stylizer.styles)} styles ({', '.join(stylizer.styles)}): "
-            "choose one with --style NAME|INDEX or blend them with --mix NAME:W,..."
+            "choose one with --style NAME|INDEX, blend them with --mix NAME:W,..., or write "
+            "each with --all-styles"
         )
     if args.tile and not stylizer.can_tile:
         raise ConfigError(
             f"--tile needs a model.pt or checkpoint, not a {stylizer.backend.name} export"
         )
-    summary = stylize_all(stylizer, work, options)
-    per_mp = summary.seconds / summary.megapixels if summary.megapixels else float("nan")
+    if args.all_styles:  # every output checked before any work
+        runs = [
+            (stylizer.with_style(name), plan(args.inputs, out, overwrite=args.overwrite))
+            for name in stylizer.styles
+            for out in [_per_style_output(args.inputs, args.output, name)]
+        ]
+    else:
+        runs = [(stylizer, work)]
+    total = Summary()
+    for styled, styled_work in runs:
+        summary = stylize_all(styled, styled_work, options)
+        total.done += summary.done
+        total.failed += summary.failed
+        total.megapixels += summary.megapixels
+        total.seconds += summary.seconds
+    per_mp = total.seconds / total.megapixels if total.megapixels else float("nan")
     print(
-        f"done {summary.done}, failed {len(summary.failed)}; {summary.megapixels:.2f} MP in "
-        f"{summary.seconds:.2f} s ({per_mp:.3f} s/MP) on {stylizer.backend.name}/{stylizer.device}"
+        f"done {total.done}, failed {len(total.failed)}; {total.megapixels:.2f} MP in "
+        f"{total.seconds:.2f} s ({per_mp:.3f} s/MP) on {stylizer.backend.name}/{stylizer.device}"
     )
-    if len(work.jobs) == 1 and summary.done == 1:
-        print(f"wrote {work.jobs[0].dst}")
-    return EXIT_FAILED if summary.failed else EXIT_OK
+    for _, styled_work in runs:
+        if len(styled_work.jobs) == 1 and total.done == len(runs):
+            print(f"wrote {styled_work.jobs[0].dst}")
+    return EXIT_FAILED if total.failed else EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -124,3 +124,40 @@ def test_a_one_style_model_takes_its_index_and_nothing_else(model, tmp_path: Pat
     assert stylizer.styles == []
     with pytest.raises(ConfigError, match="no style 'candy' in this model; its styles are 0"):
         stylenet.load(path, style="candy")
+
+
+def test_all_styles_writes_one_output_per_style(multi, tmp_path: Path) -> None:
+    path, _ = multi
+    src = photo(tmp_path / "p.png", size=(40, 36))
+    out = tmp_path / "out.png"
+    assert stylize_main([str(path), str(src), "-o", str(out), "--all-styles", "-q"]) == 0
+    written = sorted(p.name for p in tmp_path.glob("out_*.png"))
+    assert written == [f"out_{name}.png" for name in sorted(NAMES)]
+    for name in NAMES:
+        want = stylenet.load(path, device="cpu", style=name)(load_image(src))
+        got = pil_to_tensor(load_image(tmp_path / f"out_{name}.png"))
+        assert (got - pil_to_tensor(want)).abs().max() <= 1 / 255
+    # A folder: one subfolder per style; every output is checked before any is written.
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    photo(folder / "a.png", size=(40, 36))
+    (tmp_path / "styled" / "udnie").mkdir(parents=True)
+    (tmp_path / "styled" / "udnie" / "a.png").write_bytes(b"keep")
+    rc, _, err = run_cli(
+        stylize_main, [str(path), str(folder), "-o", str(tmp_path / "styled"), "--all-styles"]
+    )
+    assert rc == 2 and "exists" in err
+    assert not (tmp_path / "styled" / "mosaic").exists()
+    assert (
+        stylize_main([str(path), str(folder), "-o", str(tmp_path / "s2"), "--all-styles", "-q"])
+        == 0
+    )
+    assert sorted(p.parent.name for p in (tmp_path / "s2").rglob("*.png")) == sorted(NAMES)
+
+
+def test_all_styles_needs_a_multi_style_model(model, tmp_path: Path) -> None:
+    src = photo(tmp_path / "p.png", size=(40, 36))
+    rc, _, err = run_cli(
+        stylize_main, [str(model[0]), str(src), "-o", str(tmp_path / "o.png"), "--all-styles"]
+    )
+    assert rc == 2 and "--all-styles needs a multi-style model" in err
