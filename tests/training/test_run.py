@@ -3,6 +3,7 @@ W&B in offline mode. Tiny photos and few steps keep each run to seconds on a CPU
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -187,3 +188,46 @@ def test_a_style_is_added_by_training_only_its_own_scale_and_shift(
     with pytest.raises(ConfigError, match=r"must list them first, in that order"):
         swapped = f"styles=[{paintings[1]},{paintings[0]},{paintings[2]}]"
         train(compose_train([*base, swapped, init], tmp_path / "bad"))
+
+
+def test_mixing_moves_the_held_out_style_loss_monotonically(
+    compose_train: ComposeTrain, tmp_path, photo_dir, vgg16_weights
+) -> None:
+    """A 2-style model (a red painting, blue stripes): as the mix moves from red to stripes, the
+    held-out photos' style loss against red rises at every step of the way."""
+    from functools import partial
+
+    import numpy as np
+    from PIL import Image
+
+    from stylenet.io.images import find_images, load_image_tensor
+    from stylenet.losses import PerceptualLoss, VGG16Features
+    from stylenet.training.data import PhotoFolder, split_files
+
+    red, stripes = tmp_path / "red.png", tmp_path / "stripes.png"
+    Image.new("RGB", (64, 64), (220, 30, 30)).save(red)
+    pixels = np.zeros((64, 64, 3), np.uint8)
+    pixels[::8], pixels[..., 2] = 255, 200
+    Image.fromarray(pixels).save(stripes)
+    overrides = [
+        *tiny_run_overrides(red, photo_dir, steps=40),
+        "logger=none",
+        "model=small",
+        "data.image_size=64",
+        "data.val_fraction=0.34",
+        "optimizer.lr=5e-3",
+        f"styles=[{red},{stripes}]",
+    ]
+    metrics = train(compose_train(overrides, tmp_path / "run"))
+    net = load_model(metrics["model_path"])
+
+    _, held_out = split_files(find_images(photo_dir), val_fraction=0.34, root=photo_dir)
+    photos = PhotoFolder(held_out, image_size=64, train=False)
+    x = torch.stack([photos[i] for i in range(len(photos))])
+    loss = PerceptualLoss(vgg=partial(VGG16Features, weights=vgg16_weights))
+    loss.set_style(load_image_tensor(red, size=64))
+    with torch.no_grad():
+        losses = [
+            float(loss(net(x, torch.tensor([1 - t, t])), x)["style"]) for t in np.linspace(0, 1, 5)
+        ]
+    assert all(a < b for a, b in itertools.pairwise(losses)), losses
