@@ -5,7 +5,9 @@ Trains, with ``stylenet-train experiment=cpu_quick`` (128² crops, batch 4, Adam
 - one multi-style model (``styles=[...]``) for N×S steps, so each style gets S steps;
 
 then prints each style's final held-out style and content loss (the validation photos held out
-of ``--photos``) for both, their ratio, the parameter counts and the wall times.
+of ``--photos``) for both, their ratio, the parameter counts and the wall times. With ``--add
+STYLE``, also a one-style model of STYLE for S steps against adding STYLE to the multi-style
+model (``init_from``, only its γ and β trained) for S/2 steps.
 
     python scripts/compare_multistyle.py --steps 300 --out compare/
     python scripts/compare_multistyle.py --table-only --out compare/   # the table of earlier runs
@@ -64,6 +66,7 @@ def main() -> None:
     parser.add_argument("--styles", nargs="+", default=STYLES)
     parser.add_argument("--photos", type=Path, default=REPO.parent / "shared/data/coco-mini")
     parser.add_argument("--out", type=Path, default=Path("compare_multistyle"))
+    parser.add_argument("--add", help="a style to add to the multi-style model afterwards")
     parser.add_argument("--table-only", action="store_true")
     args = parser.parse_args()
     s, n = args.steps, len(args.styles)
@@ -73,6 +76,15 @@ def main() -> None:
             times[style] = train(args.out, f"single-{style}", s, [f"style={style}"], args.photos)
         multi = [f"styles=[{','.join(args.styles)}]"]
         times["multi"] = train(args.out, "multi", n * s, multi, args.photos)
+        if args.add:
+            added = [
+                f"styles=[{','.join([*args.styles, args.add])}]",
+                f"init_from={args.out / 'multi' / 'model.pt'}",
+            ]
+            times[f"single-{args.add}"] = train(
+                args.out, f"single-{args.add}", s, [f"style={args.add}"], args.photos
+            )
+            times[f"added-{args.add}"] = train(args.out, "added", s // 2, added, args.photos)
     multi_run = args.out / "multi"
     print(f"$ python scripts/compare_multistyle.py --steps {s} --styles {' '.join(args.styles)}")
     print(f"\n{n} one-style models × {s} steps vs one {n}-style model × {n * s} steps")
@@ -90,6 +102,13 @@ def main() -> None:
         f"\nparameters: {n} one-style models {singles:,}; the {n}-style model "
         f"{parameters(multi_run):,} (×{parameters(multi_run) / singles:.3f})"
     )
+    if args.add and (args.out / "added" / "model.pt").is_file():
+        s1 = final(args.out / f"single-{args.add}", "val/style")
+        s2 = final(args.out / "added", f"val/{args.add}/style")
+        print(
+            f"\nadding {args.add} (its γ, β only, {s // 2} steps) vs a one-style model "
+            f"({s} steps): held-out style loss {s2:.3f} vs {s1:.3f} (×{s2 / s1:.2f})"
+        )
     if times:
         print("wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()))
 

@@ -115,7 +115,13 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
         return dict(payload.get("metadata") or {})
     if fmt == "lightning":
         info = payload.get("stylenet") or {}
-        return {"global_step": payload.get("global_step"), "style_image": info.get("style_image")}
+        metadata = {
+            "global_step": payload.get("global_step"),
+            "style_image": info.get("style_image"),
+        }
+        if info.get("styles"):
+            metadata["styles"] = info["styles"]
+        return metadata
     return {}
 
 

@@ -141,6 +141,8 @@ def test_one_network_learns_several_styles(
     assert net.num_styles == 2
     stylizer = stylenet.load(metrics["model_path"], device="cpu")
     assert stylizer.styles == [style_path.stem, "stripes"]
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"  # checkpoints name their styles too
+    assert stylenet.load(last, device="cpu", style="stripes").styles == stylizer.styles
     rows = read_metrics(tmp_path / "run")
     assert val_series(rows, "val/stripes/style") and val_series(
         rows, f"val/{style_path.stem}/style"
