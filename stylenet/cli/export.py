@@ -86,16 +86,13 @@ def _export(args: argparse.Namespace) -> int:
     # Carried into the exported file so it still says what it was trained on.
     metadata: dict[str, Any] = {"exported_from": args.model.name, **read_metadata(args.model)}
     choice = chosen_style(args)
-    if net.num_styles > 1 or args.style is not None or args.mix is not None:
+    if args.style is not None or args.mix is not None:
+        # One chosen style or mix, folded into a plain one-image-input export.
         names = style_names(metadata, net.num_styles)
-        if net.num_styles > 1 and choice["style"] is None and choice["mix"] is None:
-            raise ConfigError(
-                f"{args.model} carries {net.num_styles} styles ({', '.join(names)}): an export "
-                "holds one; choose it with --style NAME|INDEX or --mix NAME:W,..."
-            )
         weights = style_weights(names, **choice)
         net = net.bind(weights)
         metadata["style_weights"] = dict(zip(names, weights.tolist(), strict=True))
+        metadata.pop("styles", None)
     for fmt, out in outputs.items():
         if fmt == "torchscript":
             report = export_torchscript(net, out, overwrite=args.overwrite, metadata=metadata)

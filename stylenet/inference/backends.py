@@ -27,7 +27,12 @@ from torch import Tensor, nn
 
 from stylenet.errors import ConfigError
 from stylenet.inference.export import onnx_model_proto, script_wrapper
-from stylenet.inference.model_file import ModelFileError, open_model, read_metadata
+from stylenet.inference.model_file import (
+    ModelFileError,
+    export_description,
+    open_model,
+    read_metadata,
+)
 from stylenet.inference.styles import StyleKey, style_names, style_weights
 from stylenet.models import PadCrop, TransformerNet
 
@@ -102,6 +107,12 @@ class Backend(abc.ABC):
     # The PyTorch network (eager backend only): tiling hooks its instance norms.
     net: TransformerNet | None = None
     styles: list[str] = []  # noqa: RUF012 (replaced per instance, never mutated)
+    # (N,) weights fed to a multi-style export with every batch (its chosen style or mix).
+    style_weights: Tensor | None = None
+
+    def _rows(self, images: Tensor) -> Tensor:
+        assert self.style_weights is not None
+        return self.style_weights.to(images).expand(images.shape[0], -1).contiguous()
 
     def __call__(self, images: Tensor) -> Tensor:
         """Stylize (B, 3, H, W) float images in [0, 1], any device, any H, W ≥ 1.
@@ -188,7 +199,10 @@ class TorchScriptBackend(_TorchBackend):
     name = "torchscript"
 
     def _run(self, images: Tensor) -> Tensor:
-        return self.module(self._prepare(images)).float().contiguous()
+        x = self._prepare(images)
+        if self.style_weights is not None:
+            return self.module(x, self._rows(x)).float().contiguous()
+        return self.module(x).float().contiguous()
 
 
 class OnnxRuntimeBackend(Backend):
@@ -230,17 +244,20 @@ class OnnxRuntimeBackend(Backend):
             raise ModelFileError(source, f"ONNX Runtime cannot load it ({err})") from err
         used = self.session.get_providers()
         self.device = device if "CUDAExecutionProvider" in used else torch.device("cpu")
-        inputs = self.session.get_inputs()
-        if len(inputs) != 1:
+        inputs = [i.name for i in self.session.get_inputs()]
+        if len(inputs) != 1 and inputs[1:] != ["style_weights"]:
             raise ModelFileError(
                 source,
-                f"expected an ONNX model with one image input, got {[i.name for i in inputs]}",
+                f"expected an ONNX model with an image input (and style_weights), got {inputs}",
             )
-        self.input_name = inputs[0].name
+        self.input_name = inputs[0]
 
     def _run(self, images: Tensor) -> Tensor:
         x = np.ascontiguousarray(images.detach().to("cpu", torch.float32).numpy())
-        (y,) = self.session.run(None, {self.input_name: x})
+        feeds = {self.input_name: x}
+        if self.style_weights is not None:
+            feeds["style_weights"] = self._rows(torch.from_numpy(x)).numpy()
+        (y,) = self.session.run(None, feeds)
         # ONNX Runtime hands back host memory; the contract says a CPU tensor.
         return torch.from_numpy(y)
 
@@ -279,10 +296,17 @@ def load_backend(
     path = Path(path)
     fmt, net = open_model(path)  # net: None for an export
     chosen = mix is not None or style not in (None, 0)  # 0: any model's first style
-    if net is None and chosen:
-        raise ConfigError(f"{path} is an exported {fmt} model of one style: it takes no style")
     names: list[str] = []
-    if net is not None and (net.num_styles > 1 or chosen):
+    export_weights = None
+    if net is None:
+        description = export_description(path, fmt)
+        num_styles = int((description.get("config") or {}).get("num_styles", 1))
+        if num_styles == 1 and chosen:
+            raise ConfigError(f"{path} is an exported {fmt} model of one style: it takes no style")
+        if num_styles > 1:  # the export takes style weights: feed the chosen ones
+            names = style_names(description.get("metadata") or {}, num_styles)
+            export_weights = style_weights(names, style=style, mix=mix)
+    elif net.num_styles > 1 or chosen:
         names = style_names(read_metadata(path), net.num_styles)
         weights = style_weights(names, style=style, mix=mix)
         if net.num_styles > 1:
@@ -299,6 +323,7 @@ def load_backend(
         raise ConfigError(f"compile applies to the eager backend only, not {name!r}")
     loaded = _load(path, fmt, net, name, device, precision, channels_last, compile)
     loaded.styles = names if len(names) > 1 else []
+    loaded.style_weights = export_weights
     return loaded
 
 

@@ -36,7 +36,7 @@ from torch import Tensor, nn
 
 from stylenet.errors import ConfigError, StylenetError
 from stylenet.io.files import atomic_path
-from stylenet.models import PadCrop, TransformerNet
+from stylenet.models import PadCrop, StylePadCrop, TransformerNet
 
 if TYPE_CHECKING:
     import onnx
@@ -100,13 +100,30 @@ def _cpu_copy(net: nn.Module) -> nn.Module:
     return copy.deepcopy(net).float().cpu().eval()
 
 
+def style_rows(batch: int, num_styles: int, *, mix: bool, offset: int = 0) -> Tensor:
+    """(batch, N) style weights for checking a multi-style export: one-hot rows cycling through
+    the styles from `offset`, or the same uneven convex mix in every row."""
+    if mix:
+        weights = torch.arange(1, num_styles + 1, dtype=torch.float32)
+        return (weights / weights.sum()).expand(batch, -1).contiguous()
+    index = (torch.arange(batch) + offset) % num_styles
+    return torch.nn.functional.one_hot(index, num_styles).float()
+
+
 def script_wrapper(net: TransformerNet) -> torch.jit.ScriptModule:
-    """`PadCrop(net)` as a TorchScript module (fp32, CPU)."""
+    """`PadCrop(net)` as a TorchScript module (fp32, CPU); `StylePadCrop(net)`, with a second
+    ``style_weights`` (B, N) input, for a multi-style network."""
     copy = _cpu_copy(net)
     with _quiet(), torch.no_grad():
         # The network is shape-polymorphic already (reflection pads, convs, instance norm and
         # upsampling by scale factor trace without baking sizes); verification proves it.
-        traced = torch.jit.trace(copy, torch.rand(1, 3, 64, 64), check_trace=False)
+        x = torch.rand(1, 3, 64, 64)
+        if net.num_styles > 1:
+            traced = torch.jit.trace(
+                copy, (x, style_rows(1, net.num_styles, mix=True)), check_trace=False
+            )
+            return torch.jit.script(StylePadCrop(traced))
+        traced = torch.jit.trace(copy, x, check_trace=False)
         return torch.jit.script(PadCrop(traced))
 
 
@@ -115,22 +132,26 @@ def onnx_model_proto(net: TransformerNet, *, opset: int = DEFAULT_OPSET) -> onnx
     (batch, 3, height, width) with symbolic batch, height and width."""
     if opset < MIN_OPSET:
         raise ConfigError(f"opset must be >= {MIN_OPSET} (torch's dynamo exporter), got {opset}")
-    wrapper = PadCrop(_cpu_copy(net)).eval()
-    dims = {
-        0: torch.export.Dim("batch"),
-        2: torch.export.Dim("height"),
-        3: torch.export.Dim("width"),
-    }
+    multi = net.num_styles > 1
+    wrapper = (StylePadCrop if multi else PadCrop)(_cpu_copy(net)).eval()
+    batch = torch.export.Dim("batch")
+    dims = {0: batch, 2: torch.export.Dim("height"), 3: torch.export.Dim("width")}
     # Example sizes other than 1 so that nothing specializes on them.
-    example = torch.rand(2, 3, 64, 80)
+    example: tuple[Tensor, ...] = (torch.rand(2, 3, 64, 80),)
+    names = ["image"]
+    shapes: dict[str, Any] = {"images": dims}
+    if multi:
+        example += (style_rows(2, net.num_styles, mix=True),)
+        names.append("style_weights")
+        shapes["style_weights"] = {0: batch}
     with _quiet(), torch.no_grad():
         program = torch.onnx.export(
             wrapper,
-            (example,),
-            input_names=["image"],
+            example,
+            input_names=names,
             output_names=["stylized"],
             opset_version=opset,
-            dynamic_shapes={"images": dims},
+            dynamic_shapes=shapes,
             dynamo=True,
             verbose=False,
         )
@@ -148,6 +169,11 @@ def onnx_model_proto(net: TransformerNet, *, opset: int = DEFAULT_OPSET) -> onnx
         "stylenet TransformerNet (Johnson et al. 2016) with pad/crop: image (B, 3, H, W) float32 "
         "RGB in [0, 1], any H, W >= 1 -> stylized, same shape."
     )
+    if multi:
+        model.doc_string += (
+            f" style_weights (B, {net.num_styles}) float32: one row per image, one-hot to pick a "
+            "style, a convex row to blend them."
+        )
     return model
 
 
@@ -226,14 +252,44 @@ def verify_export(
     return worst
 
 
-def _eager_reference(net: TransformerNet) -> Callable[[Tensor], Tensor]:
-    wrapped = PadCrop(_cpu_copy(net))
+def _eager_reference(net: TransformerNet) -> Callable[..., Tensor]:
+    wrapped = (StylePadCrop if net.num_styles > 1 else PadCrop)(_cpu_copy(net))
 
-    def run(x: Tensor) -> Tensor:
+    def run(*inputs: Tensor) -> Tensor:
         with torch.inference_mode():
-            return wrapped(x)
+            return wrapped(*inputs)
 
     return run
+
+
+def _verify(net: TransformerNet, exported: Callable[..., Tensor | np.ndarray]) -> float:
+    """`verify_export` of an export against eager; a multi-style export on one-hot rows (each
+    input starting at another style) and on a mix."""
+    eager = _eager_reference(net)
+    n = net.num_styles
+    if n == 1:
+        return verify_export(eager, exported)
+    worst = 0.0
+    for mix in (False, True):
+        worst = max(worst, verify_export(*_with_rows(eager, exported, n, mix)))
+    return worst
+
+
+def _with_rows(
+    eager: Callable[..., Tensor], exported: Callable[..., Tensor | np.ndarray], n: int, mix: bool
+) -> tuple[Callable[[Tensor], Tensor], Callable[[Tensor], Tensor | np.ndarray]]:
+    """Both models as image-only callables that pass the same `style_rows` to each."""
+
+    def rows(x: Tensor) -> Tensor:
+        return style_rows(x.shape[0], n, mix=mix, offset=x.shape[-1])
+
+    def run_eager(x: Tensor) -> Tensor:
+        return eager(x, rows(x))
+
+    def run_exported(x: Tensor) -> Tensor | np.ndarray:
+        return exported(x, rows(x))
+
+    return run_eager, run_exported
 
 
 @contextlib.contextmanager
@@ -252,7 +308,8 @@ def _metadata_json(net: TransformerNet, metadata: dict[str, Any] | None) -> str:
         {
             "format": "stylenet.TransformerNet+PadCrop",
             "config": net.config.to_dict(),
-            "input": "image: (B, 3, H, W) float32 RGB in [0, 1], any H, W >= 1",
+            "input": "image: (B, 3, H, W) float32 RGB in [0, 1], any H, W >= 1"
+            + (f"; style_weights: (B, {net.num_styles}) float32" if net.num_styles > 1 else ""),
             "output": "stylized: (B, 3, H, W) float32 in [0, 1]",
             "metadata": metadata or {},
         },
@@ -293,7 +350,7 @@ def export_torchscript(
             with _quiet():
                 loaded = torch.jit.load(str(tmp), map_location="cpu")
             with torch.no_grad(), _verification_of("torchscript", path):
-                diff = verify_export(_eager_reference(net), loaded)
+                diff = _verify(net, loaded)
     return ExportReport("torchscript", path, diff, time.perf_counter() - start, path.stat().st_size)
 
 
@@ -336,11 +393,14 @@ def export_onnx(
         if verify:
             session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
 
-            def run(x: Tensor) -> np.ndarray:
-                return session.run(None, {"image": x.numpy()})[0]
+            def run(x: Tensor, style_weights: Tensor | None = None) -> np.ndarray:
+                feeds = {"image": x.numpy()}
+                if style_weights is not None:
+                    feeds["style_weights"] = style_weights.numpy()
+                return session.run(None, feeds)[0]
 
             with _verification_of("onnx", path):
-                diff = verify_export(_eager_reference(net), run)
+                diff = _verify(net, run)
     return ExportReport("onnx", path, diff, time.perf_counter() - start, path.stat().st_size)
 
 

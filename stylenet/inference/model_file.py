@@ -18,6 +18,7 @@ tensors, loaded with ``torch.load(weights_only=True)``::
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import zipfile
@@ -107,12 +108,14 @@ def load_model(path: str | os.PathLike[str]) -> TransformerNet:
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """What a model file or checkpoint records about its training (style image, step, loss);
-    {} for exports."""
+    """What a model file, checkpoint or export records about its training (style image, step,
+    loss, styles); {} for an export made elsewhere."""
     path = Path(path)
     fmt, payload = _inspect(path)
     if fmt == "stylenet":
         return dict(payload.get("metadata") or {})
+    if fmt in ("torchscript", "onnx"):
+        return dict(export_description(path, fmt).get("metadata") or {})
     if fmt == "lightning":
         info = payload.get("stylenet") or {}
         metadata = {
@@ -123,6 +126,25 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
             metadata["styles"] = info["styles"]
         return metadata
     return {}
+
+
+def export_description(path: Path, fmt: str) -> dict[str, Any]:
+    """The JSON stylenet's exporter stores in a TorchScript (``extra/stylenet.json``) or ONNX
+    (metadata property ``stylenet``) file: format, config, inputs, metadata. {} if absent."""
+    text: str | None = None
+    try:
+        if fmt == "torchscript":
+            with zipfile.ZipFile(path) as zf:
+                names = [n for n in zf.namelist() if n.endswith("extra/stylenet.json")]
+                text = zf.read(names[0]).decode() if names else None
+        elif fmt == "onnx":
+            import onnx
+
+            model = onnx.load(str(path), load_external_data=False)
+            text = next((p.value for p in model.metadata_props if p.key == "stylenet"), None)
+        return dict(json.loads(text)) if text else {}
+    except (OSError, ValueError, zipfile.BadZipFile, StopIteration) as err:
+        raise ModelFileError(path, f"its stylenet description cannot be read ({err})") from err
 
 
 def _inspect(path: Path) -> tuple[str, Any]:

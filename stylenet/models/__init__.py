@@ -1,6 +1,6 @@
 """Image transformation networks: plain `nn.Module`s, no training or I/O code."""
 
-from stylenet.models.padding import PadCrop, pad_to_multiple
+from stylenet.models.padding import PadCrop, StylePadCrop, pad_to_multiple
 from stylenet.models.transformer import (
     ConditionalInstanceNorm2d,
     TransformerConfig,
@@ -10,6 +10,7 @@ from stylenet.models.transformer import (
 __all__ = [
     "ConditionalInstanceNorm2d",
     "PadCrop",
+    "StylePadCrop",
     "TransformerConfig",
     "TransformerNet",
     "pad_to_multiple",

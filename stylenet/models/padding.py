@@ -80,3 +80,18 @@ class PadCrop(nn.Module):
             raise ValueError("expected (B, 3, H, W) images")
         h, w = images.shape[2], images.shape[3]
         return self.net(pad_to_multiple(images))[:, :, :h, :w]
+
+
+class StylePadCrop(nn.Module):
+    """`PadCrop` for a multi-style network: ``forward(images, style_weights)`` with (B, N)
+    weights, one row per image (one-hot to pick a style, a convex row to blend)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, images: Tensor, style_weights: Tensor) -> Tensor:
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError("expected (B, 3, H, W) images")
+        h, w = images.shape[2], images.shape[3]
+        return self.net(pad_to_multiple(images), style_weights)[:, :, :h, :w]

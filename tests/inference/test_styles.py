@@ -101,8 +101,7 @@ def test_stylize_and_export_need_a_choice_for_a_multi_style_model(multi, tmp_pat
     )
     assert rc == 2 and "no style 'nope'" in err
 
-    rc, _, err = run_cli(export_main, [str(path), "-o", str(tmp_path / "ex")])
-    assert rc == 2 and "an export holds one; choose it with --style" in err
+    # --mix (or --style): one chosen blend, folded into a plain one-input export.
     rc, _, err = run_cli(
         export_main, [str(path), "-o", str(tmp_path / "ex"), "--mix", "mosaic:0.7,udnie:0.3"]
     )
@@ -110,12 +109,48 @@ def test_stylize_and_export_need_a_choice_for_a_multi_style_model(multi, tmp_pat
     onnx_file = next((tmp_path / "ex").glob("*.onnx"))
     assert detect_format(onnx_file) == "onnx"
     exported = stylenet.load(onnx_file, device="cpu")
+    assert exported.styles == []
     x = pil_to_tensor(load_image(src)).unsqueeze(0)
     with torch.no_grad():
         want = net(x, torch.tensor([0.7, 0.0, 0.3]))
     torch.testing.assert_close(exported(x), want, atol=1e-4, rtol=0)
     with pytest.raises(ConfigError, match="exported onnx model of one style"):
         stylenet.load(onnx_file, style="candy")
+
+
+def test_exports_of_a_multi_style_model_take_style_weights(multi, tmp_path: Path) -> None:
+    """Without --style the exports keep every style: a style_weights (B, N) input next to the
+    image, verified against eager on one-hot rows and a mix; stylenet.load feeds the choice."""
+    import onnxruntime as ort
+
+    path, net = multi
+    rc, out, err = run_cli(export_main, [str(path), "-o", str(tmp_path / "ex")])
+    assert rc == 0, err
+    assert out.count("max |exported - eager|") == 2
+    onnx_file = tmp_path / "ex" / "model.onnx"
+    session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["image", "style_weights"]
+    x = torch.rand(2, 3, 37, 50)
+    rows = torch.tensor([[0.0, 1.0, 0.0], [0.2, 0.3, 0.5]])
+    got = session.run(None, {"image": x.numpy(), "style_weights": rows.numpy()})[0]
+    assert got.shape == (2, 3, 37, 50)  # any size: the export pads and crops itself
+    for exported in (onnx_file, tmp_path / "ex" / "model.torchscript.pt"):
+        stylizer = stylenet.load(exported, device="cpu")
+        assert stylizer.styles == NAMES
+        with torch.no_grad():
+            for style in range(3):
+                torch.testing.assert_close(
+                    stylizer(x[:1, :, :36, :48], style=NAMES[style]),
+                    net(x[:1, :, :36, :48], torch.eye(3)[style]),
+                    atol=1e-4,
+                    rtol=0,
+                )
+            torch.testing.assert_close(
+                stylizer(x[:1, :, :36, :48], mix={"candy": 1, "udnie": 1}),
+                net(x[:1, :, :36, :48], torch.tensor([0.0, 0.5, 0.5])),
+                atol=1e-4,
+                rtol=0,
+            )
 
 
 def test_a_one_style_model_takes_its_index_and_nothing_else(model, tmp_path: Path) -> None:
