@@ -139,26 +139,17 @@ class Stylizer:
             ConfigError: Bad tiling options, or tiling asked of (or needed by) an export; an
                 unknown style.
         """
-        if style is not None or mix is not None:
-            return self.with_style(style, mix)(
-                image,
-                preserve_color=preserve_color,
-                strength=strength,
-                tile=tile,
-                overlap=overlap,
-                stats_size=stats_size,
-                progress=progress,
-            )
+        me = self if style is None and mix is None else self.with_style(style, mix)
         pc = self.preserve_color if preserve_color is None else preserve_color
         st = self.strength if strength is None else strength
         if isinstance(image, Tensor):
             batch = image.unsqueeze(0) if image.ndim == 3 else image
-            out = self.stylize_batch(batch, preserve_color=pc, strength=st)
+            out = me.stylize_batch(batch, preserve_color=pc, strength=st)
             return out[0] if image.ndim == 3 else out
         if not isinstance(image, Image.Image):
             image = load_image(image)
         check_size(image.height, image.width)
-        if tile is None and self.needs_tiling(image.height, image.width):
+        if tile is None and me.needs_tiling(image.height, image.width):
             tile = tiling.DEFAULT_TILE
             log.warning(
                 "a %d×%d photo needs more memory untiled than is free; stylizing it in %d-px "
@@ -168,7 +159,7 @@ class Stylizer:
                 tile,
             )
         if tile:
-            return self._stylize_tiled(
+            return me._stylize_tiled(
                 image,
                 tile=tile,
                 overlap=overlap,
@@ -178,7 +169,7 @@ class Stylizer:
                 progress=progress,
             )
         photo = pil_to_tensor(image).unsqueeze(0)
-        return tensor_to_pil(self.stylize_batch(photo, preserve_color=pc, strength=st)[0])
+        return tensor_to_pil(me.stylize_batch(photo, preserve_color=pc, strength=st)[0])
 
     def stylize_batch(
         self, images: Tensor, *, preserve_color: bool = False, strength: float = 1.0
@@ -306,17 +297,16 @@ def load(
     color.check_strength(strength)
     path = Path(path)
 
+    options = dict(
+        device=device,
+        precision=precision,
+        channels_last=channels_last,
+        backend=backend,
+        compile=compile,
+    )
+
     def select(style: StyleKey | None, mix: Mapping[StyleKey, float] | None) -> Backend:
-        return load_backend(
-            path,
-            device=device,
-            precision=precision,
-            channels_last=channels_last,
-            backend=backend,
-            compile=compile,
-            style=style,
-            mix=mix,
-        )
+        return load_backend(path, style=style, mix=mix, **options)  # type: ignore[arg-type]
 
     # A multi-style model without a choice runs its first style (0 is also a one-style model's).
     first = select(style if style is not None or mix is not None else 0, mix)
