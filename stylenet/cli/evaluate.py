@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from stylenet.cli.common import EPILOG, EXIT_FAILED, EXIT_OK, ArgumentParser, at_least, run
+from stylenet.inference.api import load
 from stylenet.reference.evaluate import DEFAULT_OPTIMIZE, DEFAULT_SIZE, evaluate
 
 
@@ -57,25 +58,40 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--device", help="cuda, mps, cpu (default: CUDA, else MPS, else CPU)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--model-style",
+        metavar="NAME|INDEX",
+        help="which style of a multi-style model (default: each, into OUTPUT/<style>/)",
+    )
     return p
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    report = evaluate(
-        args.model,
-        args.content,
-        args.output,
-        style=args.style,
-        style_size=args.style_size,
-        size=args.size,
-        optimize=args.optimize,
-        device=args.device,
-        overwrite=args.overwrite,
-        progress=not args.quiet,
-    )
-    print(report.markdown())
-    print(f"wrote {args.output / 'report.json'}, report.md, grid.jpg")
-    return EXIT_FAILED if report.skipped else EXIT_OK
+    styles = [args.model_style]
+    if args.model_style is None and (names := load(args.model, device="cpu").styles):
+        styles = list(names)  # a multi-style model: one report per style
+    skipped = False
+    for style in styles:
+        out = args.output if len(styles) == 1 else args.output / str(style)
+        report = evaluate(
+            args.model,
+            args.content,
+            out,
+            style=args.style,
+            style_size=args.style_size,
+            size=args.size,
+            optimize=args.optimize,
+            device=args.device,
+            overwrite=args.overwrite,
+            progress=not args.quiet,
+            model_style=style,
+        )
+        if len(styles) > 1:
+            print(f"## style {style}\n")
+        print(report.markdown())
+        print(f"wrote {out / 'report.json'}, report.md, grid.jpg")
+        skipped = skipped or bool(report.skipped)
+    return EXIT_FAILED if skipped else EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:

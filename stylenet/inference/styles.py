@@ -48,7 +48,13 @@ def parse_mix(text: str) -> dict[str, float]:
     return mix
 
 
-def _index(names: Sequence[str], key: StyleKey) -> int:
+def style_index(names: Sequence[str], key: StyleKey) -> int:
+    """The index of a style given by name or index (a digit string that is not a name counts
+    as an index).
+
+    Raises:
+        ConfigError: No such style; the message lists them.
+    """
     if isinstance(key, int) or (isinstance(key, str) and key.isdigit() and key not in names):
         i = int(key)
         if 0 <= i < len(names):
@@ -77,7 +83,7 @@ def style_weights(
         for key, value in mix.items():
             if not value >= 0:
                 raise ConfigError(f"mix weight of {key!r} must be >= 0, got {value}")
-            weights[_index(names, key)] += float(value)
+            weights[style_index(names, key)] += float(value)
         if not weights.sum() > 0:
             raise ConfigError("the mix weights sum to 0")
         return weights / weights.sum()
@@ -88,5 +94,5 @@ def style_weights(
                 "index, or a mix"
             )
         style = 0
-    weights[_index(names, style)] = 1.0
+    weights[style_index(names, style)] = 1.0
     return weights

@@ -33,6 +33,7 @@ from tqdm import tqdm
 from stylenet.errors import ConfigError, FileReadError, OutputExistsError
 from stylenet.inference.api import Stylizer, load
 from stylenet.inference.model_file import read_metadata
+from stylenet.inference.styles import StyleKey, style_index
 from stylenet.io.files import atomic_write
 from stylenet.io.images import find_images, load_image_tensor, make_grid, save_image
 from stylenet.losses import PerceptualLoss
@@ -353,6 +354,7 @@ def evaluate(
     vgg_weights: str | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    model_style: StyleKey | None = None,
 ) -> EvaluationReport:
     """Score a model on the photos under `content`; write the report into `out_dir`.
 
@@ -367,6 +369,8 @@ def evaluate(
         device: "cuda", "mps", "cpu" (default: CUDA, else MPS, else CPU).
         overwrite: Replace report files already in `out_dir`.
         progress: tqdm bars.
+        model_style: For a multi-style model, which of its styles (name or index; default the
+            first) is scored, against that style's recorded painting and size.
 
     Raises:
         OutputExistsError: A report file exists in `out_dir` and `overwrite` is False.
@@ -386,7 +390,13 @@ def evaluate(
     if not photos:
         raise ConfigError(f"no images found under {content}")
 
-    stylizer = load(model_path, device=device)
+    stylizer = load(model_path, device=device, style=model_style)
+    if stylizer.styles:  # the chosen style's own painting and size, as it was trained
+        records = read_metadata(model_path).get("styles") or []
+        index = style_index(stylizer.styles, 0 if model_style is None else model_style)
+        if index < len(records) and style is None:
+            style = records[index].get("image")
+            style_size = style_size or records[index].get("size")
     dev = stylizer.device
     target = training_loss(model_path, style=style, style_size=style_size, vgg_weights=vgg_weights)
     loss = target.loss.to(dev)

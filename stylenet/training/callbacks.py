@@ -127,6 +127,8 @@ class EvaluateAtEnd(Callback):
         size: Long side the photos are resized to.
         optimize: L-BFGS iteration counts to compare with (empty: none).
         progress: Show progress bars.
+        styles: The styles of a multi-style model: one report each, in ``out_dir/<style>/``
+            (empty: a one-style model, one report in `out_dir`).
     """
 
     def __init__(
@@ -138,7 +140,9 @@ class EvaluateAtEnd(Callback):
         size: int | None,
         optimize: Sequence[int] = (),
         progress: bool = True,
+        styles: Sequence[str] = (),
     ) -> None:
+        self.styles = list(styles)
         self.model_path = Path(model_path)
         self.content = Path(content)
         self.out_dir = Path(out_dir)
@@ -150,18 +154,24 @@ class EvaluateAtEnd(Callback):
         if not trainer.is_global_zero or trainer.global_step == 0:
             return
         try:
-            report = evaluate(
-                self.model_path,
-                self.content,
-                self.out_dir,
-                size=self.size,
-                optimize=self.optimize,
-                device=str(trainer.strategy.root_device),
-                overwrite=True,
-                progress=self.progress,
-            )
-            log_report(trainer.loggers, report, self.out_dir / "grid.jpg", step=trainer.global_step)
-            log.info("evaluation report written to %s", self.out_dir)
+            styles: list[str | None] = [*self.styles] or [None]
+            for style in styles:
+                out = self.out_dir / style if style else self.out_dir
+                report = evaluate(
+                    self.model_path,
+                    self.content,
+                    out,
+                    size=self.size,
+                    optimize=self.optimize,
+                    device=str(trainer.strategy.root_device),
+                    overwrite=True,
+                    progress=self.progress,
+                    model_style=style,
+                )
+                prefix = f"eval/{style}" if style else "eval"
+                step = trainer.global_step
+                log_report(trainer.loggers, report, out / "grid.jpg", step=step, prefix=prefix)
+                log.info("evaluation report written to %s", out)
         except Exception:
             log.exception(
                 "end-of-training evaluation failed (the model is saved: %s)", self.model_path

@@ -101,11 +101,17 @@ def log_image(
 
 
 def log_report(
-    loggers: Sequence[Logger], report: EvaluationReport, grid: Path, *, step: int
+    loggers: Sequence[Logger],
+    report: EvaluationReport,
+    grid: Path,
+    *,
+    step: int,
+    prefix: str = "eval",
 ) -> None:
     """Hand an evaluation report to the loggers: W&B gets a table (one row per photo and method),
-    the grid image and the summary in the run summary; other loggers get the summary numbers."""
-    metrics = report.summary.metrics()
+    the grid image and the summary in the run summary; other loggers get the summary numbers.
+    Keys start with `prefix` (``eval/<style>`` for each style of a multi-style model)."""
+    metrics = report.summary.metrics(prefix)
     for logger in loggers:
         if isinstance(logger, WandbLogger):
             import wandb
@@ -116,12 +122,12 @@ def log_report(
                 for name, score in row.methods()
             ]
             payload: dict[str, Any] = {
-                "eval/report": wandb.Table(
+                f"{prefix}/report": wandb.Table(
                     columns=["photo", "method", *TERMS, "seconds"], data=data
                 )
             }
             if grid.is_file():
-                payload["eval/grid"] = wandb.Image(str(grid), caption="photo | model | L-BFGS")
+                payload[f"{prefix}/grid"] = wandb.Image(str(grid), caption="photo | model | L-BFGS")
             logger.experiment.log(payload)
             logger.experiment.summary.update(metrics)
         else:

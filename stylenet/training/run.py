@@ -76,11 +76,7 @@ def _run_callbacks(
         FinalCheckpoint(),
         ExportModel(model_path, metadata),
     ]
-    content = OmegaConf.select(cfg, "evaluate.content")
-    if content and module.num_styles > 1:
-        log.warning("evaluate.content: the end-of-training report covers one-style models only")
-        content = None
-    if content:
+    if content := OmegaConf.select(cfg, "evaluate.content"):
         callbacks.append(
             EvaluateAtEnd(
                 model_path,
@@ -89,6 +85,7 @@ def _run_callbacks(
                 size=OmegaConf.select(cfg, "evaluate.size"),
                 optimize=list(OmegaConf.select(cfg, "evaluate.optimize") or []),
                 progress=bool(cfg.trainer.get("enable_progress_bar", True)),
+                styles=module.style_names if module.num_styles > 1 else [],
             )
         )
     return callbacks

@@ -50,3 +50,31 @@ def test_a_model_without_recorded_style_is_refused(tmp_path, photo_dir, capsys) 
     save_model(TransformerNet(base_channels=8, num_residual_blocks=1), path)
     assert main([str(path), "--content", str(photo_dir), "-o", str(tmp_path / "e")]) == 2
     assert capsys.readouterr().err.strip().endswith("records no style image; pass --style PAINTING")
+
+
+def test_a_multi_style_model_gets_a_report_per_style(tmp_path, photo_dir, vgg16_weights) -> None:
+    from PIL import Image
+
+    torch.manual_seed(0)
+    net = TransformerNet(base_channels=8, num_residual_blocks=1, num_styles=2)
+    paintings = []
+    for name, colour in (("red", (220, 30, 30)), ("blue", (30, 30, 220))):
+        paintings.append({"name": name, "image": str(tmp_path / f"{name}.png"), "size": 32})
+        Image.new("RGB", (40, 40), colour).save(paintings[-1]["image"])
+    path = tmp_path / "model.pt"
+    save_model(net, path, metadata={"styles": paintings, "loss": loss_preset("johnson")})
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "coffee.jpg").write_bytes((photo_dir / "coffee.jpg").read_bytes())
+    args = [str(path), "--content", str(photos), "--size", "32"]
+    assert main([*args, "-o", str(tmp_path / "all")]) == 0
+    reports = {
+        n: json.loads((tmp_path / "all" / n / "report.json").read_text()) for n in ("red", "blue")
+    }
+    assert reports["red"]["style_image"] == paintings[0]["image"]
+    assert reports["blue"]["style_image"] == paintings[1]["image"]
+    assert main([*args, "-o", str(tmp_path / "one"), "--model-style", "blue"]) == 0
+    one = json.loads((tmp_path / "one" / "report.json").read_text())
+    assert one["style_image"] == paintings[1]["image"]
+    scores = [r["rows"][0]["model"] for r in (one, reports["blue"], reports["red"])]
+    assert scores[0]["style"] == scores[1]["style"] != scores[2]["style"]

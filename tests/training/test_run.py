@@ -134,8 +134,12 @@ def test_one_network_learns_several_styles(
         "loss.vgg.weights=random",
         "model=small",
         f"styles=[{style_path},{{name:stripes,image:{second}}}]",
+        f"evaluate.content={photo_dir}",
+        "evaluate.size=32",
     ]
     metrics = train(compose_train(overrides, tmp_path / "run"))
+    for name in (style_path.stem, "stripes"):  # an end-of-training report per style
+        assert (tmp_path / "run" / "evaluate" / name / "report.json").is_file()
     assert metrics["global_step"] == 4
     net = load_model(metrics["model_path"])
     assert net.num_styles == 2
