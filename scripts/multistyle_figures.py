@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import torch
+from torch import Tensor
 
 import stylenet
 from stylenet.io.images import find_images, load_image_tensor, make_grid, save_image
@@ -46,12 +48,18 @@ def main() -> None:
         p[:, (p.shape[1] - h) // 2 :][:, :h, (p.shape[2] - w) // 2 :][:, :, :w] for p in photos
     ]
     args.out.mkdir(parents=True, exist_ok=True)
+
+    def styled(photo: Tensor, **choice: Any) -> Tensor:
+        out = stylizer(photo, **choice)
+        assert isinstance(out, Tensor)  # a tensor in, a tensor out
+        return out
+
     with torch.no_grad():
-        rows = [(p, *(stylizer(p, style=s) for s in styles)) for p in photos]
+        rows = [(p, *(styled(p, style=s) for s in styles)) for p in photos]
         save_image(make_grid(rows), args.out / "multistyle_grid.jpg", overwrite=True)
         a, b = args.mix or styles[:2]
         ts = [i / (args.steps - 1) for i in range(args.steps)]
-        strip = [photos[0], *(stylizer(photos[0], mix={a: 1 - t, b: t}) for t in ts)]
+        strip = [photos[0], *(styled(photos[0], mix={a: 1 - t, b: t}) for t in ts)]
         save_image(make_grid([strip]), args.out / "multistyle_mix.jpg", overwrite=True)
     print(f"grid: photo | {' | '.join(styles)}")
     print(f"mix: photo | {a} → {b} at " + ", ".join(f"{t:.2f}" for t in ts))
