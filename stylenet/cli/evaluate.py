@@ -12,7 +12,7 @@ from pathlib import Path
 
 from stylenet.cli.common import EPILOG, EXIT_FAILED, EXIT_OK, ArgumentParser, at_least, run
 from stylenet.inference.api import load
-from stylenet.reference.evaluate import DEFAULT_OPTIMIZE, DEFAULT_SIZE, evaluate
+from stylenet.reference.evaluate import DEFAULT_OPTIMIZE, DEFAULT_SIZE, evaluate_styles
 
 
 def _iterations(text: str) -> list[int]:
@@ -67,26 +67,25 @@ def build_parser() -> ArgumentParser:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    styles = [args.model_style]
-    if args.model_style is None and (names := load(args.model, device="cpu").styles):
-        styles = list(names)  # a multi-style model: one report per style
+    styles: list[str] = []
+    if args.model_style is None:
+        styles = load(args.model, device="cpu").styles  # multi-style: a report per style
     skipped = False
-    for style in styles:
-        out = args.output if len(styles) == 1 else args.output / str(style)
-        report = evaluate(
-            args.model,
-            args.content,
-            out,
-            style=args.style,
-            style_size=args.style_size,
-            size=args.size,
-            optimize=args.optimize,
-            device=args.device,
-            overwrite=args.overwrite,
-            progress=not args.quiet,
-            model_style=style,
-        )
-        if len(styles) > 1:
+    for style, out, report in evaluate_styles(
+        args.model,
+        args.content,
+        args.output,
+        styles,
+        style=args.style,
+        style_size=args.style_size,
+        size=args.size,
+        optimize=args.optimize,
+        device=args.device,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+        **({"model_style": args.model_style} if args.model_style is not None else {}),
+    ):
+        if style:
             print(f"## style {style}\n")
         print(report.markdown())
         print(f"wrote {out / 'report.json'}, report.md, grid.jpg")

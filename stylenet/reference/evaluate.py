@@ -21,9 +21,10 @@ import logging
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -462,3 +463,21 @@ def evaluate(
     if skipped:
         log.warning("%d photo(s) could not be read and were skipped", len(skipped))
     return report
+
+
+def evaluate_styles(
+    model_path: str | os.PathLike[str],
+    content: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    styles: Sequence[str],
+    **kwargs: Any,
+) -> Iterator[tuple[str | None, Path, EvaluationReport]]:
+    """`evaluate` once per style of a multi-style model, each into ``out_dir/<style>/``; with no
+    `styles`, once into `out_dir` (for the ``model_style`` in `kwargs`, if any). Yields (the
+    style's name or None, its folder, its report)."""
+    if not styles:
+        yield None, Path(out_dir), evaluate(model_path, content, out_dir, **kwargs)
+        return
+    for style in styles:
+        out = Path(out_dir) / style
+        yield style, out, evaluate(model_path, content, out, model_style=style, **kwargs)

@@ -26,7 +26,7 @@ from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 
 from stylenet.inference.model_file import save_model
 from stylenet.models import TransformerNet
-from stylenet.reference.evaluate import evaluate
+from stylenet.reference.evaluate import evaluate_styles
 from stylenet.training.data import PhotoDataModule
 from stylenet.training.faults import TrainingDiverged
 from stylenet.training.loggers import log_model_file, log_report
@@ -154,20 +154,17 @@ class EvaluateAtEnd(Callback):
         if not trainer.is_global_zero or trainer.global_step == 0:
             return
         try:
-            styles: list[str | None] = [*self.styles] or [None]
-            for style in styles:
-                out = self.out_dir / style if style else self.out_dir
-                report = evaluate(
-                    self.model_path,
-                    self.content,
-                    out,
-                    size=self.size,
-                    optimize=self.optimize,
-                    device=str(trainer.strategy.root_device),
-                    overwrite=True,
-                    progress=self.progress,
-                    model_style=style,
-                )
+            for style, out, report in evaluate_styles(
+                self.model_path,
+                self.content,
+                self.out_dir,
+                self.styles,
+                size=self.size,
+                optimize=self.optimize,
+                device=str(trainer.strategy.root_device),
+                overwrite=True,
+                progress=self.progress,
+            ):
                 prefix = f"eval/{style}" if style else "eval"
                 step = trainer.global_step
                 log_report(trainer.loggers, report, out / "grid.jpg", step=step, prefix=prefix)
