@@ -196,3 +196,18 @@ def test_all_styles_needs_a_multi_style_model(model, tmp_path: Path) -> None:
         stylize_main, [str(model[0]), str(src), "-o", str(tmp_path / "o.png"), "--all-styles"]
     )
     assert rc == 2 and "--all-styles needs a multi-style model" in err
+
+
+def test_a_video_takes_the_chosen_style(multi, tmp_path: Path) -> None:
+    from tests.helpers import make_video, read_video
+
+    path, _ = multi
+    src = make_video(tmp_path / "clip.mp4", frames=4, width=48, height=32, fps=12)
+    means = []
+    for style in NAMES[:2]:
+        out = tmp_path / f"{style}.mp4"
+        assert stylize_main([str(path), str(src), "-o", str(out), "--style", style, "-q"]) == 0
+        frames, _, _ = read_video(out)
+        assert frames.shape[:1] == (4,)
+        means.append(frames.mean(dim=(0, 2, 3)))
+    assert (means[0] - means[1]).abs().max() > 0.02  # two styles, two different videos
