@@ -61,6 +61,8 @@ def check_settings(cfg: DictConfig) -> None:
     if isinstance(layers, DictConfig):
         for layer, weight in layers.items():
             _check_weight(f"loss.style_layers.{layer!s}", weight)
+    if cfg.get("init_from") and cfg.get("init_from_lr") is not None:
+        _check_weight("init_from_lr", cfg.init_from_lr)
     lr = OmegaConf.select(cfg, "optimizer.lr")
     if lr is not None:
         _check_weight("optimizer.lr", lr)

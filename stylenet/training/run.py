@@ -213,6 +213,8 @@ def _styles_into_config(cfg: DictConfig) -> TransformerNet | None:
             cfg.model.base_channels = base.config.base_channels
             cfg.model.num_residual_blocks = base.config.num_residual_blocks
             cfg.module.train_styles = list(range(len(known), len(names)))
+            if cfg.get("init_from_lr") is not None:
+                cfg.optimizer.lr = cfg.init_from_lr
     return base
 
 
