@@ -31,10 +31,12 @@ def content_loss(features: Tensor, target: Tensor) -> Tensor:
     return diff.pow(2).mean(dim=1).mean()
 
 
-def style_loss(gram: Tensor, target_gram: Tensor) -> Tensor:
+def style_loss(gram: Tensor, target_gram: Tensor, weights: Tensor | None = None) -> Tensor:
     """Style reconstruction loss of one layer: squared Frobenius distance of Gram matrices
-    (Johnson Eq. 4), batch-averaged. `target_gram` (1, C, C) broadcasts over the batch."""
-    return (gram - target_gram).pow(2).sum(dim=(1, 2)).mean()
+    (Johnson Eq. 4), batch-averaged. `target_gram` (1, C, C) broadcasts over the batch;
+    `weights` (B,) scale each image's distance (a per-style weight)."""
+    per_image = (gram - target_gram).pow(2).sum(dim=(1, 2))
+    return (per_image if weights is None else per_image * weights).mean()
 
 
 def total_variation(images: Tensor) -> Tensor:

@@ -35,6 +35,8 @@ class PerceptualLoss(nn.Module):
             `VGG16Features` with the default weight lookup.
     """
 
+    style_scales: Tensor  # (N,) buffer: per-style factors on style_weight
+
     def __init__(
         self,
         *,
@@ -77,6 +79,7 @@ class PerceptualLoss(nn.Module):
             vgg = vgg(layers=needed)
         self.vgg = vgg
         self._has_style = False
+        self._scaled = False
         self.num_styles = 0
 
     def set_style(self, style_image: Tensor) -> None:
@@ -88,11 +91,15 @@ class PerceptualLoss(nn.Module):
         self.set_styles([style_image])
 
     @torch.no_grad()
-    def set_styles(self, style_images: Sequence[Tensor]) -> None:
+    def set_styles(
+        self, style_images: Sequence[Tensor], style_scales: Sequence[float] | None = None
+    ) -> None:
         """Compute and store the target Grams of N style images (any sizes), style k at index k.
 
         Args:
             style_images: Each (3, H, W) or (1, 3, H, W) in [0, 1].
+            style_scales: A factor on `style_weight` per style, for a painting that needs a
+                stronger or weaker style term than the others (default: 1 each).
         """
         if not style_images:
             raise ValueError("set_styles needs at least one style image")
@@ -113,6 +120,17 @@ class PerceptualLoss(nn.Module):
             self.register_buffer(f"gram_{name}", torch.cat(grams[name]), persistent=False)
         self._has_style = True
         self.num_styles = len(style_images)
+        scales = [1.0] * self.num_styles if style_scales is None else list(style_scales)
+        if len(scales) != self.num_styles or not all(math.isfinite(x) and x >= 0 for x in scales):
+            raise ConfigError(
+                f"style scales must be {self.num_styles} finite numbers >= 0, got {scales}"
+            )
+        self.register_buffer(
+            "style_scales",
+            torch.tensor(scales, dtype=torch.float32, device=device),
+            persistent=False,
+        )
+        self._scaled = any(x != 1.0 for x in scales)
 
     def target_gram(self, layer: str, style_index: Tensor | None = None) -> Tensor:
         """The target Grams of `layer`: (N, C, C), or (B, C, C) for the styles in
@@ -150,10 +168,20 @@ class PerceptualLoss(nn.Module):
             terms["content"] = output.new_zeros((), dtype=torch.float32)
 
         if self.style_layers and self._has_style:
+            scales = None
+            if self._scaled:  # per-style weights: each image's style term scaled by its own
+                index = (
+                    style_index
+                    if style_index is not None
+                    else torch.zeros_like(output[:, 0, 0, 0], dtype=torch.long)
+                )
+                scales = self.style_scales[index]
             terms["style"] = self.style_weight * _sum(
                 [
                     w
-                    * LF.style_loss(LF.gram_matrix(out_feats[n]), self.target_gram(n, style_index))
+                    * LF.style_loss(
+                        LF.gram_matrix(out_feats[n]), self.target_gram(n, style_index), scales
+                    )
                     for n, w in self.style_layers.items()
                 ]
             )

@@ -37,6 +37,7 @@ class StyleTransferModule(pl.LightningModule):
             per-style held-out losses and go into the model file.
         train_styles: Train only these styles' (γ, β) (indices), everything else frozen: adding
             styles to a trained network (``init_from``). None: train everything.
+        style_scales: A factor on the loss's style weight per style (None: 1 each).
         optimizer: Factory (a Hydra ``_partial_``) called with the network's parameters.
         scheduler: Optional factory called with the optimizer; stepped every training step.
         num_log_images: Held-out photos shown in the (photo | stylized) grid at each
@@ -58,6 +59,7 @@ class StyleTransferModule(pl.LightningModule):
         style_size: int | Sequence[int | None] | None = None,
         style_names: Sequence[str] | None = None,
         train_styles: Sequence[int] | None = None,
+        style_scales: Sequence[float] | None = None,
         optimizer: OptimizerFactory,
         scheduler: SchedulerFactory | None = None,
         num_log_images: int = 4,
@@ -87,8 +89,10 @@ class StyleTransferModule(pl.LightningModule):
         self.compile_step = compile
         self.channels_last = channels_last
         self.loss.set_styles(
-            [load_image_tensor(i, size=size) for i, size in zip(images, sizes, strict=True)]
+            [load_image_tensor(i, size=size) for i, size in zip(images, sizes, strict=True)],
+            style_scales,
         )
+        self.style_scales = list(style_scales or [1.0] * len(images))
         if channels_last:
             self.net.to(memory_format=torch.channels_last)
             self.loss.to(memory_format=torch.channels_last)
@@ -238,8 +242,12 @@ class StyleTransferModule(pl.LightningModule):
     def style_records(self) -> list[dict[str, Any]]:
         """What a model file records of each style, in style-weight order."""
         return [
-            {"name": name, "image": str(Path(image).resolve()), "size": size}
-            for name, image, size in zip(
-                self.style_names, self.style_images, self.style_sizes, strict=True
+            {"name": name, "image": str(Path(image).resolve()), "size": size, "style_scale": scale}
+            for name, image, size, scale in zip(
+                self.style_names,
+                self.style_images,
+                self.style_sizes,
+                self.style_scales,
+                strict=True,
             )
         ]

@@ -198,6 +198,7 @@ def _styles_into_config(cfg: DictConfig) -> TransformerNet | None:
         cfg.module.style_image = [s["image"] for s in styles]
         cfg.module.style_size = [s["size"] for s in styles]
         cfg.module.style_names = names
+        cfg.module.style_scales = [float(s.get("style_scale", 1.0)) for s in styles]
         if init_from:
             base = load_model(init_from)
             metadata = read_metadata(init_from)

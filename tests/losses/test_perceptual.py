@@ -96,6 +96,13 @@ def test_several_styles_each_image_against_its_own(random_vgg: VGG16Features) ->
     torch.testing.assert_close(both, torch.stack(singles).mean())  # the batch mean
     with pytest.raises(ValueError, match=r"3 styles are set: pass style_index"):
         loss(x, x)
+    # A per-style weight scales each image's style term by its own style's factor.
+    scaled = PerceptualLoss(style_layers=["relu1_2", "relu2_2"], vgg=random_vgg)
+    scaled.set_styles(styles, [1.0, 1.0, 3.0])
+    expected = (3.0 * singles[0] + singles[1]) / 2
+    torch.testing.assert_close(scaled(x, x, torch.tensor([2, 0]))["style"], expected)
+    with pytest.raises(ConfigError, match=r"style scales must be 3 finite numbers >= 0"):
+        scaled.set_styles(styles, [1.0, -1.0, 1.0])
 
 
 def test_perceptual_loss_needs_a_style(random_vgg: VGG16Features) -> None:

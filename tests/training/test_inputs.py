@@ -72,13 +72,16 @@ def test_styles_come_from_named_configs_paths_or_records(
     monkeypatch.setenv("STYLENET_STYLE_DIR", str(tmp_path / "paintings"))
     base = [*tiny_run_overrides(style_path, photo_dir), "logger=none"]
     cfg = compose_train(
-        [*base, f"styles=[mosaic,{style_path},{{name:mine,image:{style_path},size:48}}]"],
+        [
+            *base,
+            f"styles=[mosaic,{style_path},{{name:mine,image:{style_path},size:48,style_scale:2}}]",
+        ],
         tmp_path / "run",
     )
     assert resolve_styles(cfg) == [
         {"name": "mosaic", "image": str(tmp_path / "paintings" / "mosaic.jpg"), "size": 256},
         {"name": style_path.stem, "image": str(style_path), "size": 64},  # style.size
-        {"name": "mine", "image": str(style_path), "size": 48},
+        {"name": "mine", "image": str(style_path), "size": 48, "style_scale": 2},
     ]
     # The one style of `style` when `styles` is empty.
     assert resolve_styles(compose_train(base, tmp_path / "run")) == [

@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from stylenet.inference.model_file import load_model
+from stylenet.inference.model_file import load_model, read_metadata
 from stylenet.training.run import train
 from tests.helpers import ComposeTrain, read_metrics, tiny_run_overrides, val_series
 
@@ -133,7 +133,7 @@ def test_one_network_learns_several_styles(
         "logger=csv",
         "loss.vgg.weights=random",
         "model=small",
-        f"styles=[{style_path},{{name:stripes,image:{second}}}]",
+        f"styles=[{style_path},{{name:stripes,image:{second},style_scale:2}}]",
         f"evaluate.content={photo_dir}",
         "evaluate.size=32",
     ]
@@ -154,6 +154,9 @@ def test_one_network_learns_several_styles(
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert saved["module"]["style_names"] == [style_path.stem, "stripes"]
     assert saved["model"]["num_styles"] == 2
+    assert saved["module"]["style_scales"] == [1.0, 2.0]
+    records = read_metadata(metrics["model_path"])["styles"]
+    assert [r["style_scale"] for r in records] == [1.0, 2.0]
 
 
 def test_a_style_is_added_by_training_only_its_own_scale_and_shift(
