@@ -79,7 +79,6 @@ class PerceptualLoss(nn.Module):
             vgg = vgg(layers=needed)
         self.vgg = vgg
         self._has_style = False
-        self._scaled = False
         self.num_styles = 0
 
     def set_style(self, style_image: Tensor) -> None:
@@ -130,7 +129,6 @@ class PerceptualLoss(nn.Module):
             torch.tensor(scales, dtype=torch.float32, device=device),
             persistent=False,
         )
-        self._scaled = any(x != 1.0 for x in scales)
 
     def target_gram(self, layer: str, style_index: Tensor | None = None) -> Tensor:
         """The target Grams of `layer`: (N, C, C), or (B, C, C) for the styles in
@@ -168,14 +166,11 @@ class PerceptualLoss(nn.Module):
             terms["content"] = output.new_zeros((), dtype=torch.float32)
 
         if self.style_layers and self._has_style:
-            scales = None
-            if self._scaled:  # per-style weights: each image's style term scaled by its own
-                index = (
-                    style_index
-                    if style_index is not None
-                    else torch.zeros_like(output[:, 0, 0, 0], dtype=torch.long)
-                )
-                scales = self.style_scales[index]
+            # Per-style weights: each image's style term scaled by its own style's factor (one
+            # style: its factor for every image).
+            scales = (
+                self.style_scales[:1] if style_index is None else self.style_scales[style_index]
+            )
             terms["style"] = self.style_weight * _sum(
                 [
                     w
