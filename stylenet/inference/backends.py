@@ -31,7 +31,6 @@ from stylenet.inference.model_file import (
     ModelFileError,
     export_description,
     open_model,
-    read_metadata,
 )
 from stylenet.inference.styles import StyleKey, style_names, style_weights
 from stylenet.models import PadCrop, TransformerNet
@@ -294,7 +293,7 @@ def load_backend(
         ConfigError: An option the file or device cannot honour.
     """
     path = Path(path)
-    fmt, net = open_model(path)  # net: None for an export
+    fmt, net, metadata = open_model(path)  # net: None for an export
     chosen = mix is not None or style not in (None, 0)  # 0: any model's first style
     names: list[str] = []
     export_weights = None
@@ -307,7 +306,7 @@ def load_backend(
             names = style_names(description.get("metadata") or {}, num_styles)
             export_weights = style_weights(names, style=style, mix=mix)
     elif net.num_styles > 1 or chosen:
-        names = style_names(read_metadata(path), net.num_styles)
+        names = style_names(metadata, net.num_styles)
         weights = style_weights(names, style=style, mix=mix)
         if net.num_styles > 1:
             net = net.bind(weights).eval()

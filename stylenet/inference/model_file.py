@@ -65,9 +65,12 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     return _inspect(Path(path))[0]
 
 
-def open_model(path: str | os.PathLike[str]) -> tuple[str, TransformerNet | None]:
+def open_model(
+    path: str | os.PathLike[str],
+) -> tuple[str, TransformerNet | None, dict[str, Any]]:
     """What `path` is and, for a model file or Lightning checkpoint, its `TransformerNet` (eval
-    mode, CPU); None for an export. The file is read once.
+    mode, CPU) and metadata (`read_metadata`); None and {} for an export (its description is
+    `export_description`). The file is read once.
 
     Raises:
         ModelFileError: Not a format stylenet reads, or weights that do not fit the network.
@@ -79,7 +82,7 @@ def open_model(path: str | os.PathLike[str]) -> tuple[str, TransformerNet | None
     elif fmt == "lightning":
         config, weights = _checkpoint_config(path, payload)
     else:
-        return fmt, None
+        return fmt, None, {}
     try:
         net = TransformerNet.from_config(TransformerConfig(**config))
         net.load_state_dict(weights)
@@ -87,7 +90,7 @@ def open_model(path: str | os.PathLike[str]) -> tuple[str, TransformerNet | None
         raise ModelFileError(
             path, f"its weights do not fit TransformerNet({config}): {err}"
         ) from err
-    return fmt, net.eval()
+    return fmt, net.eval(), _torch_metadata(fmt, payload)
 
 
 def load_model(path: str | os.PathLike[str]) -> TransformerNet:
@@ -97,7 +100,7 @@ def load_model(path: str | os.PathLike[str]) -> TransformerNet:
         ModelFileError: Not a model file or checkpoint (an export, say), or its weights do not
             fit the network.
     """
-    fmt, net = open_model(path)
+    fmt, net, _ = open_model(path)
     if net is None:
         raise ModelFileError(
             Path(path),
@@ -112,10 +115,15 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     loss, styles); {} for an export made elsewhere."""
     path = Path(path)
     fmt, payload = _inspect(path)
-    if fmt == "stylenet":
-        return dict(payload.get("metadata") or {})
     if fmt in ("torchscript", "onnx"):
         return dict(export_description(path, fmt).get("metadata") or {})
+    return _torch_metadata(fmt, payload)
+
+
+def _torch_metadata(fmt: str, payload: Any) -> dict[str, Any]:
+    """The metadata of a loaded model file or Lightning checkpoint payload."""
+    if fmt == "stylenet":
+        return dict(payload.get("metadata") or {})
     if fmt == "lightning":
         info = payload.get("stylenet") or {}
         metadata = {
