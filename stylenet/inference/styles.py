@@ -8,6 +8,7 @@ A choice becomes (N,) style weights, which `TransformerNet.bind` folds into a on
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -19,9 +20,12 @@ StyleKey = str | int
 
 
 def style_names(metadata: Mapping[str, Any], num_styles: int) -> list[str]:
-    """The names of a network's styles, from its model file's metadata."""
+    """The names of a network's styles, from its model file's metadata: the ``styles`` records;
+    for a one-style model its painting's file stem (``style_image``); else "0", "1", ..."""
     records = metadata.get("styles") or []
     names = [str(r.get("name")) if isinstance(r, Mapping) else str(r) for r in records[:num_styles]]
+    if not names and num_styles == 1 and metadata.get("style_image"):
+        names = [Path(str(metadata["style_image"])).stem]
     if len(names) != num_styles:
         names = [str(i) for i in range(num_styles)]
     return names

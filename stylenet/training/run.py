@@ -202,10 +202,7 @@ def _styles_into_config(cfg: DictConfig) -> TransformerNet | None:
         if init_from:
             base = load_model(init_from)
             metadata = read_metadata(init_from)
-            if base.num_styles > 1:
-                known = style_names(metadata, base.num_styles)
-            else:
-                known = [Path(str(metadata.get("style_image") or "0")).stem]
+            known = style_names(metadata, base.num_styles)
             if names[: len(known)] != known or len(names) == len(known):
                 raise ConfigError(
                     f"init_from={init_from} carries styles {known}: styles=[...] must list them "

@@ -38,6 +38,7 @@ def multi(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TransformerNe
 def test_names_mixes_and_weights() -> None:
     assert style_names({"styles": [{"name": "a"}, {"name": "b"}]}, 2) == ["a", "b"]
     assert style_names({}, 3) == ["0", "1", "2"]  # no record: indices
+    assert style_names({"style_image": "/p/mosaic.jpg"}, 1) == ["mosaic"]  # a one-style model
     assert parse_mix("mosaic:0.7, candy:0.3") == {"mosaic": 0.7, "candy": 0.3}
     with pytest.raises(ConfigError, match="expected NAME:WEIGHT pairs"):
         parse_mix("mosaic=0.7")
