@@ -66,19 +66,31 @@ def main() -> None:
     parser.add_argument("--styles", nargs="+", default=STYLES)
     parser.add_argument("--photos", type=Path, default=REPO.parent / "shared/data/coco-mini")
     parser.add_argument("--out", type=Path, default=Path("compare_multistyle"))
+    parser.add_argument(
+        "--style-scale",
+        nargs="*",
+        default=[],
+        metavar="STYLE=F",
+        help="a per-style factor on the style weight in the multi-style run (style_scale); "
+        "its table entry is divided by F, so the losses compare with the one-style models'",
+    )
     parser.add_argument("--add", help="a style to add to the multi-style model afterwards")
     parser.add_argument("--table-only", action="store_true")
     args = parser.parse_args()
     s, n = args.steps, len(args.styles)
+    scales = {k: float(v) for k, v in (item.split("=", 1) for item in args.style_scale)}
+    entries = [
+        f"{{name:{st},style_scale:{scales[st]}}}" if st in scales else st for st in args.styles
+    ]
     times: dict[str, float] = {}
     if not args.table_only:
         for style in args.styles:
             times[style] = train(args.out, f"single-{style}", s, [f"style={style}"], args.photos)
-        multi = [f"styles=[{','.join(args.styles)}]"]
+        multi = [f"styles=[{','.join(entries)}]"]
         times["multi"] = train(args.out, "multi", n * s, multi, args.photos)
         if args.add:
             added = [
-                f"styles=[{','.join([*args.styles, args.add])}]",
+                f"styles=[{','.join([*entries, args.add])}]",
                 f"init_from={args.out / 'multi' / 'model.pt'}",
             ]
             times[f"single-{args.add}"] = train(
@@ -86,14 +98,17 @@ def main() -> None:
             )
             times[f"added-{args.add}"] = train(args.out, "added", s // 2, added, args.photos)
     multi_run = args.out / "multi"
-    print(f"$ python scripts/compare_multistyle.py --steps {s} --styles {' '.join(args.styles)}")
+    command = f"python scripts/compare_multistyle.py --steps {s} --styles {' '.join(args.styles)}"
+    print(f"$ {command}" + (f" --style-scale {' '.join(args.style_scale)}" if scales else ""))
     print(f"\n{n} one-style models × {s} steps vs one {n}-style model × {n * s} steps")
-    print("(experiment=cpu_quick: 128² crops, batch 4); final held-out losses (weighted)\n")
+    print("(experiment=cpu_quick: 128² crops, batch 4); final held-out losses, weighted by the")
+    print("one-style recipe's loss weights (a multi-style style_scale F is divided out)\n")
     print("| style | style loss: one-style | multi | ×one-style | content: one-style | multi | × |")
     print("|---|---|---|---|---|---|---|")
     for style in args.styles:
         run = args.out / f"single-{style}"
-        s1, s2 = final(run, "val/style"), final(multi_run, f"val/{style}/style")
+        s1 = final(run, "val/style")
+        s2 = final(multi_run, f"val/{style}/style") / scales.get(style, 1.0)
         c1, c2 = final(run, "val/content"), final(multi_run, f"val/{style}/content")
         cells = [f"{s1:.3f}", f"{s2:.3f}", f"×{s2 / s1:.2f}", f"{c1:.3f}", f"{c2:.3f}"]
         print(f"| {style} | {' | '.join(cells)} | ×{c2 / c1:.2f} |")

@@ -30,7 +30,7 @@ from stylenet.errors import ConfigError
 from stylenet.inference import tiling
 from stylenet.inference.api import load
 from stylenet.inference.backends import BACKENDS, PRECISIONS
-from stylenet.inference.batch import Options, Summary, plan, stylize_all
+from stylenet.inference.batch import Options, plan, plan_styles, stylize_all
 from stylenet.inference.color import check_strength
 
 
@@ -124,15 +124,6 @@ def _options(args: argparse.Namespace) -> Options:
     )
 
 
-def _per_style_output(inputs: list[Path], output: Path, name: str) -> Path:
-    """Where --all-styles writes a style: ``out_<style>.jpg`` for one photo written to a file,
-    else the folder ``output/<style>/``."""
-    single_file = len(inputs) == 1 and inputs[0].is_file()
-    if single_file and output.suffix and not output.is_dir():
-        return output.with_name(f"{output.stem}_{name}{output.suffix}")
-    return output / name
-
-
 def _stylize(args: argparse.Namespace) -> int:
     options = _options(args)
     if not args.all_styles:
@@ -158,30 +149,20 @@ def _stylize(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"--tile needs a model.pt or checkpoint, not a {stylizer.backend.name} export"
         )
-    if args.all_styles:  # every output checked before any work
-        runs = [
-            (stylizer.with_style(name), plan(args.inputs, out, overwrite=args.overwrite))
-            for name in stylizer.styles
-            for out in [_per_style_output(args.inputs, args.output, name)]
-        ]
-    else:
-        runs = [(stylizer, work)]
-    total = Summary()
-    for styled, styled_work in runs:
-        summary = stylize_all(styled, styled_work, options)
-        total.done += summary.done
-        total.failed += summary.failed
-        total.megapixels += summary.megapixels
-        total.seconds += summary.seconds
-    per_mp = total.seconds / total.megapixels if total.megapixels else float("nan")
+    if args.all_styles:  # every style of every photo in one pass; outputs checked first
+        work = plan_styles(args.inputs, args.output, stylizer.styles, overwrite=args.overwrite)
+    summary = stylize_all(stylizer, work, options)
+    per_mp = summary.seconds / summary.megapixels if summary.megapixels else float("nan")
     print(
-        f"done {total.done}, failed {len(total.failed)}; {total.megapixels:.2f} MP in "
-        f"{total.seconds:.2f} s ({per_mp:.3f} s/MP) on {stylizer.backend.name}/{stylizer.device}"
+        f"done {summary.done}, failed {len(summary.failed)}; {summary.megapixels:.2f} MP in "
+        f"{summary.seconds:.2f} s ({per_mp:.3f} s/MP) on {stylizer.backend.name}/"
+        f"{stylizer.device}"
     )
-    for _, styled_work in runs:
-        if len(styled_work.jobs) == 1 and total.done == len(runs):
-            print(f"wrote {styled_work.jobs[0].dst}")
-    return EXIT_FAILED if total.failed else EXIT_OK
+    photos = {job.src for job in work.jobs}
+    if len(photos) == 1 and summary.done == len(work.jobs):
+        for job in work.jobs:
+            print(f"wrote {job.dst}")
+    return EXIT_FAILED if summary.failed else EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:

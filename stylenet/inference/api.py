@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from torch import Tensor
 from stylenet.errors import ConfigError, StylenetError
 from stylenet.inference import color, tiling
 from stylenet.inference.backends import Backend, load_backend
-from stylenet.inference.styles import StyleKey
+from stylenet.inference.styles import StyleKey, style_weights
 from stylenet.io.images import (
     float_to_uint8,
     load_image,
@@ -172,13 +172,33 @@ class Stylizer:
         return tensor_to_pil(me.stylize_batch(photo, preserve_color=pc, strength=st)[0])
 
     def stylize_batch(
-        self, images: Tensor, *, preserve_color: bool = False, strength: float = 1.0
+        self,
+        images: Tensor,
+        *,
+        preserve_color: bool = False,
+        strength: float = 1.0,
+        styles: Sequence[StyleKey] | None = None,
     ) -> Tensor:
-        """(B, 3, H, W) in [0, 1] → stylized, same shape, on the input's device."""
+        """(B, 3, H, W) in [0, 1] → stylized, same shape, on the input's device.
+
+        ``styles`` (a multi-style model): one style per image, all in one forward pass; e.g.
+        a photo repeated N times with ``styles=stylizer.styles`` gives it in every style.
+
+        Raises:
+            ConfigError: ``styles`` for a one-style model, or an unknown style.
+            ValueError: ``styles`` not one per image.
+        """
         if images.ndim == 4:
             check_size(images.shape[-2], images.shape[-1])
+        rows = None
+        if styles is not None:
+            if not self.styles:
+                raise ConfigError(f"{self.backend.source} carries one style: styles= needs more")
+            if len(styles) != len(images):
+                raise ValueError(f"give one style per image: {len(styles)} for {len(images)}")
+            rows = torch.stack([style_weights(self.styles, style=key) for key in styles])
         photo = images.to(self.device, torch.float32)
-        out = self.backend(photo).to(self.device, torch.float32)
+        out = self.backend(photo, rows).to(self.device, torch.float32)
         out = postprocess(out, photo, preserve_color=preserve_color, strength=strength)
         return out.to(images.device)
 

@@ -33,7 +33,7 @@ from stylenet.inference.model_file import (
     open_model,
 )
 from stylenet.inference.styles import StyleKey, style_names, style_weights
-from stylenet.models import PadCrop, TransformerNet
+from stylenet.models import PadCrop, StylePadCrop, TransformerNet
 
 BACKENDS = ("eager", "torchscript", "onnxruntime")
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -106,15 +106,18 @@ class Backend(abc.ABC):
     # The PyTorch network (eager backend only): tiling hooks its instance norms.
     net: TransformerNet | None = None
     styles: list[str] = []  # noqa: RUF012 (replaced per instance, never mutated)
-    # (N,) weights fed to a multi-style export with every batch (its chosen style or mix).
+    # (N,) weights of the chosen style or mix of a multi-style network, fed with every batch
+    # that brings no rows of its own; None for a one-style network.
     style_weights: Tensor | None = None
 
-    def _rows(self, images: Tensor) -> Tensor:
-        assert self.style_weights is not None
-        return self.style_weights.to(images).expand(images.shape[0], -1).contiguous()
-
-    def __call__(self, images: Tensor) -> Tensor:
+    def __call__(self, images: Tensor, style_weights: Tensor | None = None) -> Tensor:
         """Stylize (B, 3, H, W) float images in [0, 1], any device, any H, W ≥ 1.
+
+        Args:
+            images: The photos.
+            style_weights: (B, N) weights, a row per image, for a multi-style model (one-hot
+                rows stylize each image in its own style in one pass); None: the chosen style
+                or mix for every image.
 
         Returns:
             (B, 3, H, W) float32 in [0, 1] on `device` (``onnxruntime``: on the CPU).
@@ -126,11 +129,25 @@ class Backend(abc.ABC):
             raise TypeError(f"expected float images in [0, 1], got {images.dtype}")
         if min(images.shape[0], images.shape[2], images.shape[3]) < 1:
             raise ValueError(f"expected a non-empty batch, got {tuple(images.shape)}")
+        rows = None
+        if self.style_weights is not None:  # a multi-style network
+            rows = self.style_weights.expand(images.shape[0], -1)
+            if style_weights is not None:
+                if style_weights.shape != rows.shape:
+                    raise ValueError(
+                        f"style_weights must be {tuple(rows.shape)}, got "
+                        f"{tuple(style_weights.shape)}"
+                    )
+                rows = style_weights
+            rows = rows.to(torch.float32).contiguous()
+        elif style_weights is not None:
+            raise ConfigError(f"{self.source} carries one style: it takes no style_weights")
         with torch.inference_mode():
-            return self._run(images)
+            return self._run(images, rows)
 
     @abc.abstractmethod
-    def _run(self, images: Tensor) -> Tensor: ...
+    def _run(self, images: Tensor, rows: Tensor | None) -> Tensor:
+        """Stylize `images`; `rows`: their (B, N) style weights (multi-style models only)."""
 
     def __repr__(self) -> str:
         return (
@@ -180,16 +197,33 @@ class EagerBackend(_TorchBackend):
 
     name = "eager"
 
-    def __init__(self, net: TransformerNet, *, compile: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        net: TransformerNet,
+        *,
+        compile: bool = False,
+        style_weights: Tensor | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(net, **kwargs)
-        self.net = net  # moved and cast in place above; tiling hooks its instance norms
         self.compiled = compile
         # torch.compile of a module returns a module (typed as any callable).
         compiled = cast(nn.Module, torch.compile(self.module)) if compile else self.module
-        self._forward = PadCrop(compiled)
+        if net.num_styles > 1:
+            if style_weights is None:
+                raise ValueError("a multi-style network needs the (N,) weights of its style")
+            self.style_weights = style_weights.to(torch.float32).cpu()
+            # Tiling hooks the plain instance norms of the chosen style's one-style network.
+            self.net = net.bind(self.style_weights).to(self.dtype).eval()
+            self._forward: nn.Module = StylePadCrop(compiled)
+        else:
+            self.net = net  # moved and cast in place above; tiling hooks its instance norms
+            self._forward = PadCrop(compiled)
 
-    def _run(self, images: Tensor) -> Tensor:
-        return self._forward(self._prepare(images)).float().contiguous()
+    def _run(self, images: Tensor, rows: Tensor | None) -> Tensor:
+        x = self._prepare(images)
+        out = self._forward(x) if rows is None else self._forward(x, rows.to(x.device))
+        return out.float().contiguous()
 
 
 class TorchScriptBackend(_TorchBackend):
@@ -197,10 +231,10 @@ class TorchScriptBackend(_TorchBackend):
 
     name = "torchscript"
 
-    def _run(self, images: Tensor) -> Tensor:
+    def _run(self, images: Tensor, rows: Tensor | None) -> Tensor:
         x = self._prepare(images)
-        if self.style_weights is not None:
-            return self.module(x, self._rows(x)).float().contiguous()
+        if rows is not None:
+            return self.module(x, rows.to(x)).float().contiguous()
         return self.module(x).float().contiguous()
 
 
@@ -251,11 +285,11 @@ class OnnxRuntimeBackend(Backend):
             )
         self.input_name = inputs[0]
 
-    def _run(self, images: Tensor) -> Tensor:
+    def _run(self, images: Tensor, rows: Tensor | None) -> Tensor:
         x = np.ascontiguousarray(images.detach().to("cpu", torch.float32).numpy())
         feeds = {self.input_name: x}
-        if self.style_weights is not None:
-            feeds["style_weights"] = self._rows(torch.from_numpy(x)).numpy()
+        if rows is not None:
+            feeds["style_weights"] = np.ascontiguousarray(rows.cpu().numpy())
         (y,) = self.session.run(None, feeds)
         # ONNX Runtime hands back host memory; the contract says a CPU tensor.
         return torch.from_numpy(y)
@@ -296,7 +330,7 @@ def load_backend(
     fmt, net, metadata = open_model(path)  # net: None for an export
     chosen = mix is not None or style not in (None, 0)  # 0: any model's first style
     names: list[str] = []
-    export_weights = None
+    weights = None  # the chosen style's (N,) weights, for a multi-style network
     if net is None:
         description = export_description(path, fmt)
         num_styles = int((description.get("config") or {}).get("num_styles", 1))
@@ -304,12 +338,12 @@ def load_backend(
             raise ConfigError(f"{path} is an exported {fmt} model of one style: it takes no style")
         if num_styles > 1:  # the export takes style weights: feed the chosen ones
             names = style_names(description.get("metadata") or {}, num_styles)
-            export_weights = style_weights(names, style=style, mix=mix)
+            weights = style_weights(names, style=style, mix=mix)
     elif net.num_styles > 1 or chosen:
         names = style_names(metadata, net.num_styles)
-        weights = style_weights(names, style=style, mix=mix)
-        if net.num_styles > 1:
-            net = net.bind(weights).eval()
+        weights = style_weights(names, style=style, mix=mix)  # checks a one-style model's name
+        if net.num_styles == 1:
+            weights = None
     name = backend or FORMAT_BACKEND[fmt]
     if name not in BACKENDS:
         raise ConfigError(f"backend must be one of {BACKENDS}, got {name!r}")
@@ -320,9 +354,9 @@ def load_backend(
         )
     if compile and name != "eager":
         raise ConfigError(f"compile applies to the eager backend only, not {name!r}")
-    loaded = _load(path, fmt, net, name, device, precision, channels_last, compile)
+    loaded = _load(path, fmt, net, name, device, precision, channels_last, compile, weights)
     loaded.styles = names if len(names) > 1 else []
-    loaded.style_weights = export_weights
+    loaded.style_weights = weights
     return loaded
 
 
@@ -335,8 +369,10 @@ def _load(
     precision: str,
     channels_last: bool,
     compile: bool,
+    weights: Tensor | None,
 ) -> Backend:
-    """`load_backend` once the format, network and backend are settled."""
+    """`load_backend` once the format, network and backend are settled (`weights`: the
+    chosen style's, for a multi-style network)."""
     dev = resolve_device(device)
 
     if name == "onnxruntime":
@@ -377,4 +413,5 @@ def _load(
         precision=precision,
         channels_last=channels_last,
         compile=compile,
+        style_weights=weights,
     )

@@ -2,7 +2,9 @@
 and keep going past any input that fails, naming it.
 
 `plan` checks every output before any work starts (an input is never overwritten, an existing
-output only when asked); `stylize_all` runs the plan and returns a `Summary`.
+output only when asked); `plan_styles` does the same for every style of a multi-style model;
+`stylize_all` runs a plan and returns a `Summary`. A photo wanted in several styles is decoded
+once and stylized in all of them in one forward pass.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class Job:
     dst: Path
     video: bool = False
     size: tuple[int, int] = (0, 0)  # (W, H) after orientation and resizing; photos only
+    style: str | None = None  # the style of a multi-style model (None: the stylizer's own)
 
 
 @dataclass
@@ -124,6 +127,29 @@ def plan(inputs: Sequence[Path], output: Path, *, overwrite: bool = False) -> Pl
     return Plan(jobs, missing)
 
 
+def per_style_output(inputs: Sequence[Path], output: Path, style: str) -> Path:
+    """Where `plan_styles` writes a style: ``out_<style>.jpg`` for one photo written to a file,
+    else the folder ``output/<style>/``."""
+    single_file = len(inputs) == 1 and inputs[0].is_file()
+    if single_file and output.suffix and not output.is_dir():
+        return output.with_name(f"{output.stem}_{style}{output.suffix}")
+    return output / style
+
+
+def plan_styles(
+    inputs: Sequence[Path], output: Path, styles: Sequence[str], *, overwrite: bool = False
+) -> Plan:
+    """`plan` for every style of a multi-style model: each input once per style, written to
+    `per_style_output`; every output is checked before any work (see `plan`)."""
+    jobs: list[Job] = []
+    missing: list[tuple[Path, str]] = []
+    for style in styles:
+        work = plan(inputs, per_style_output(inputs, output, style), overwrite=overwrite)
+        jobs += [Job(j.src, j.dst, video=j.video, style=style) for j in work.jobs]
+        missing = work.missing  # the same inputs for every style: report them once
+    return Plan(jobs, missing)
+
+
 def stylize_all(stylizer: Stylizer, work: Plan, options: Options) -> Summary:
     """Stylize every job of `work`; an input that fails is named and skipped."""
     summary = Summary()
@@ -167,8 +193,10 @@ def _stylize_images(
             summary.fail(job.src, str(err) or type(err).__name__)
         else:
             ready.append(job)
-    # Same-size photos share a batch: sort by size, then cut each size group into batches.
+    # Same-size photos share a batch: sort by size (stable: a photo's styles stay together),
+    # then cut each size group into batches of `batch_size` photos, each in all its styles.
     ready.sort(key=lambda j: (j.size, str(j.src)))
+    per_photo = len({j.style for j in ready}) or 1
     bar = tqdm(total=len(ready), unit="img", desc="stylize", disable=not options.progress)
     for (width, height), same_size in groupby(ready, key=lambda j: j.size):
         group = list(same_size)
@@ -185,7 +213,7 @@ def _stylize_images(
                 height,
                 tiling.DEFAULT_TILE,
             )
-        step = 1 if tiled else min(options.batch_size, fits)
+        step = 1 if tiled else min(options.batch_size * per_photo, fits)
         for i in range(0, len(group), step):
             batch = group[i : i + step]
             try:
@@ -200,10 +228,13 @@ def _stylize_images(
 def _stylize_batch(
     stylizer: Stylizer, batch: list[Job], options: Options, summary: Summary, *, tiled: bool
 ) -> None:
+    decoded: dict[Path, Image.Image] = {}  # each photo decoded once, whatever its styles
     loaded: list[tuple[Job, Image.Image]] = []
     for job in batch:
         try:
-            loaded.append((job, _load(job)))
+            if job.src not in decoded:
+                decoded[job.src] = _load(job)
+            loaded.append((job, decoded[job.src]))
         except _INPUT_ERRORS as err:
             summary.fail(job.src, str(err))
     if not loaded:
@@ -219,13 +250,18 @@ def _stylize_batch(
                 preserve_color=options.preserve_color,
                 strength=options.strength,
                 progress=options.progress,
+                style=job.style,
             )
-            for _, img in loaded
+            for job, img in loaded
         ]
     else:
         photos = torch.stack([pil_to_tensor(img) for _, img in loaded])
+        named = [job.style for job, _ in loaded if job.style is not None]
         styled = stylizer.stylize_batch(
-            photos, preserve_color=options.preserve_color, strength=options.strength
+            photos,
+            preserve_color=options.preserve_color,
+            strength=options.strength,
+            styles=named or None,
         )
         outputs = [tensor_to_pil(t) for t in styled]
     summary.seconds += time.perf_counter() - start
@@ -242,12 +278,14 @@ def _stylize_batch(
 def _stylize_videos(
     stylizer: Stylizer, jobs: list[Job], options: Options, summary: Summary
 ) -> None:
-    def frames(x: torch.Tensor) -> torch.Tensor:
-        return stylizer.stylize_batch(
-            x, preserve_color=options.preserve_color, strength=options.strength
-        )
-
     for job in jobs:
+        styled = stylizer if job.style is None else stylizer.with_style(job.style)
+
+        def frames(x: torch.Tensor, styled: Stylizer = styled) -> torch.Tensor:
+            return styled.stylize_batch(
+                x, preserve_color=options.preserve_color, strength=options.strength
+            )
+
         try:
             report = stylize_video(
                 frames,

@@ -82,12 +82,26 @@ def check_settings(cfg: DictConfig) -> None:
             )
 
 
+def _named_style(cfg: DictConfig, name: str) -> dict[str, Any] | None:
+    """{name, image, size} of the style config ``configs/style/NAME.yaml``; None if none."""
+    if not (_STYLE_CONFIGS / f"{name}.yaml").is_file():
+        return None
+    node = OmegaConf.load(_STYLE_CONFIGS / f"{name}.yaml")
+    merged = OmegaConf.merge({"paths": cfg.paths}, {"style": node})
+    return {
+        "name": str(merged.style.name),
+        "image": str(merged.style.image),
+        "size": merged.style.get("size", OmegaConf.select(cfg, "style.size")),
+    }
+
+
 def resolve_styles(cfg: DictConfig) -> list[dict[str, Any]]:
     """The run's styles as {name, image, size} records, in style-weight order.
 
     ``styles`` (a list) names several styles for one network: each entry is a named style
-    config (``configs/style/NAME.yaml``), an image path, or a {name, image, size} mapping. An
-    empty list means the one style of ``style``.
+    config (``configs/style/NAME.yaml``), an image path, or a {name, image, size, style_scale}
+    mapping; a mapping without ``image`` whose name is a style config adds its keys to that
+    config's ({name: mosaic, style_scale: 1.5}). An empty list means the one style of ``style``.
 
     Raises:
         ConfigError: A style set twice, or a mandatory value missing.
@@ -104,19 +118,19 @@ def resolve_styles(cfg: DictConfig) -> list[dict[str, Any]]:
         ]
     records = []
     for entry in entries:
+        record: dict[str, Any]
         if isinstance(entry, DictConfig):
-            given = OmegaConf.to_container(entry, resolve=True)
-            assert isinstance(given, dict)
-            record = {"size": default_size, **{str(k): v for k, v in given.items()}}
-            record.setdefault("name", Path(str(record.get("image"))).stem)
-        elif (_STYLE_CONFIGS / f"{entry}.yaml").is_file():
-            node = OmegaConf.load(_STYLE_CONFIGS / f"{entry}.yaml")
-            merged = OmegaConf.merge({"paths": cfg.paths}, {"style": node})
-            record = {
-                "name": str(merged.style.name),
-                "image": str(merged.style.image),
-                "size": merged.style.get("size", default_size),
-            }
+            container = OmegaConf.to_container(entry, resolve=True)
+            assert isinstance(container, dict)
+            given = {str(k): v for k, v in container.items()}
+            named = None if "image" in given else _named_style(cfg, str(given.get("name")))
+            if named:  # {name: mosaic, style_scale: 1.5}: the config's record, these keys on top
+                record = {**named, **given}
+            else:
+                record = {"size": default_size, **given}
+                record.setdefault("name", Path(str(record.get("image"))).stem)
+        elif named_record := _named_style(cfg, str(entry)):
+            record = named_record
         else:
             record = {"name": Path(str(entry)).stem, "image": str(entry), "size": default_size}
         records.append(record)

@@ -74,7 +74,8 @@ def test_styles_come_from_named_configs_paths_or_records(
     cfg = compose_train(
         [
             *base,
-            f"styles=[mosaic,{style_path},{{name:mine,image:{style_path},size:48,style_scale:2}}]",
+            f"styles=[mosaic,{style_path},{{name:mine,image:{style_path},size:48,style_scale:2}},"
+            "{name:candy,style_scale:1.5}]",
         ],
         tmp_path / "run",
     )
@@ -82,6 +83,8 @@ def test_styles_come_from_named_configs_paths_or_records(
         {"name": "mosaic", "image": str(tmp_path / "paintings" / "mosaic.jpg"), "size": 256},
         {"name": style_path.stem, "image": str(style_path), "size": 64},  # style.size
         {"name": "mine", "image": str(style_path), "size": 48, "style_scale": 2},
+        {"name": "candy", "image": str(tmp_path / "paintings" / "candy.jpg"), "size": 256}
+        | {"style_scale": 1.5},  # a named config with a key of its own
     ]
     # The one style of `style` when `styles` is empty.
     assert resolve_styles(compose_train(base, tmp_path / "run")) == [
