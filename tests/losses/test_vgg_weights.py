@@ -188,12 +188,9 @@ def test_a_vgg19_file_without_a_description_is_refused(tmp_path) -> None:
 
 # --- the real weights (CI sets STYLENET_VGG16_WEIGHTS) ---------------------------------------
 
-REAL_WEIGHTS = os.environ.get("STYLENET_VGG16_WEIGHTS", "")
 
-
-@pytest.mark.skipif(not Path(REAL_WEIGHTS).is_file(), reason="STYLENET_VGG16_WEIGHTS not set")
-def test_real_weights_look_pretrained() -> None:
-    state_dict = load_features_state_dict(REAL_WEIGHTS)
+def test_real_weights_look_pretrained(vgg16_weights: str) -> None:
+    state_dict = load_features_state_dict(vgg16_weights)
     assert len(state_dict) == 26
     # conv1_1 statistics of ImageNet VGG-16 (/shared/data/README.md section 1)
     assert state_dict["0.weight"].std().item() == pytest.approx(0.251, abs=0.01)
