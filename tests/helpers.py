@@ -53,6 +53,23 @@ def save_tiny_model(folder: Path) -> tuple[Path, TransformerNet]:
     return save_model(net, folder / "model.pt", metadata={"style": "x"}), net
 
 
+def save_tiny_multistyle_model(folder: Path, names: list[str]) -> tuple[Path, TransformerNet]:
+    """A tiny random model.pt carrying `names` (conditional norms' γ, β drawn apart, so each
+    style gives another picture), written as ``folder/model.pt``."""
+    from stylenet.inference.model_file import save_model
+    from stylenet.models import ConditionalInstanceNorm2d
+
+    torch.manual_seed(0)
+    net = TransformerNet(base_channels=8, num_residual_blocks=1, num_styles=len(names)).eval()
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, ConditionalInstanceNorm2d):
+                m.weight.copy_(1 + 0.5 * torch.randn_like(m.weight))
+                m.bias.normal_(0, 0.5)
+    path = save_model(net, folder / "model.pt", metadata={"styles": [{"name": n} for n in names]})
+    return path, net
+
+
 def run_cli(main: Callable[[list[str]], int], argv: list[str]) -> tuple[int, str, str]:
     """A console script's main() in this process: (exit code, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()

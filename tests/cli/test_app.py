@@ -27,10 +27,9 @@ from stylenet.cli.app import (
 )
 from stylenet.errors import ConfigError, StylenetError
 from stylenet.inference.api import InputImageError
-from stylenet.inference.model_file import ModelFileError, save_model
+from stylenet.inference.model_file import ModelFileError
 from stylenet.io.images import ImageReadError, load_image
-from stylenet.models import ConditionalInstanceNorm2d, TransformerNet
-from tests.helpers import REPO, photo, run_cli, save_tiny_model
+from tests.helpers import REPO, photo, run_cli, save_tiny_model, save_tiny_multistyle_model
 
 NAMES = ["mosaic", "candy", "udnie"]
 
@@ -38,15 +37,7 @@ NAMES = ["mosaic", "candy", "udnie"]
 @pytest.fixture(scope="module")
 def multi_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random 3-style model.pt (styles mosaic, candy, udnie)."""
-    torch.manual_seed(0)
-    net = TransformerNet(base_channels=8, num_residual_blocks=1, num_styles=3).eval()
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, ConditionalInstanceNorm2d):
-                m.weight.copy_(1 + 0.5 * torch.randn_like(m.weight))
-                m.bias.normal_(0, 0.5)
-    path = tmp_path_factory.mktemp("multi") / "model.pt"
-    save_model(net, path, metadata={"styles": [{"name": n} for n in NAMES]})
+    path, _ = save_tiny_multistyle_model(tmp_path_factory.mktemp("multi"), NAMES)
     return path
 
 

@@ -13,27 +13,18 @@ from stylenet.cli.export import main as export_main
 from stylenet.cli.stylize import main as stylize_main
 from stylenet.errors import ConfigError
 from stylenet.inference.batch import Options, plan_styles, stylize_all
-from stylenet.inference.model_file import detect_format, save_model
+from stylenet.inference.model_file import detect_format
 from stylenet.inference.styles import parse_mix, style_names, style_weights
 from stylenet.io.images import load_image, pil_to_tensor
-from stylenet.models import ConditionalInstanceNorm2d, TransformerNet
-from tests.helpers import photo, run_cli
+from stylenet.models import TransformerNet
+from tests.helpers import photo, run_cli, save_tiny_multistyle_model
 
 NAMES = ["mosaic", "candy", "udnie"]
 
 
 @pytest.fixture(scope="module")
 def multi(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TransformerNet]:
-    torch.manual_seed(0)
-    net = TransformerNet(base_channels=8, num_residual_blocks=1, num_styles=3).eval()
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, ConditionalInstanceNorm2d):
-                m.weight.copy_(1 + 0.5 * torch.randn_like(m.weight))
-                m.bias.normal_(0, 0.5)
-    path = tmp_path_factory.mktemp("multi") / "model.pt"
-    save_model(net, path, metadata={"styles": [{"name": n} for n in NAMES]})
-    return path, net
+    return save_tiny_multistyle_model(tmp_path_factory.mktemp("multi"), NAMES)
 
 
 def test_names_mixes_and_weights() -> None:
