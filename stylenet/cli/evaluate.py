@@ -31,8 +31,9 @@ def build_parser() -> ArgumentParser:
     p = ArgumentParser(
         prog="stylenet-evaluate",
         description="How close does a trained model come to the optimum of its own loss? Scores "
-        "the model's outputs with its training loss, next to the photos and, with --optimize, "
-        "Gatys L-BFGS optimization; writes report.json, report.md, grid.jpg and images/.",
+        "the model's outputs with its training loss and with LPIPS and SSIM against the photo, "
+        "next to the photos and, with --optimize, Gatys L-BFGS optimization; writes "
+        "report.json, report.md, grid.jpg and images/.",
         epilog=EPILOG,
     )
     p.add_argument("model", type=Path, help="model.pt, .ckpt, TorchScript or ONNX file")

@@ -6,6 +6,10 @@ Gatys-style optimization of the image against the same loss after N L-BFGS itera
 photo, as ``stylenet-optimize style`` does). Wall time is recorded for both, so the report says
 what the single forward pass gives up in loss and gains in time.
 
+Beside the loss terms, two content metrics on scales users know say how much of the photo
+survived in each image: LPIPS (VGG, v0.1; 0 for the photo itself, higher is further from it) and
+SSIM (1 for the photo itself), both against the photo (`stylenet.losses.metrics`).
+
 `evaluate` writes into its output folder: ``report.json`` (everything), ``report.md`` (a Markdown
 table), ``grid.jpg`` (photo | model | optimization, one row per photo) and ``images/`` (each
 output). The loss comes from the model file's metadata (``model.pt`` written by ``stylenet-train``
@@ -38,6 +42,7 @@ from stylenet.inference.styles import StyleKey, style_index
 from stylenet.io.files import atomic_write
 from stylenet.io.images import find_images, load_image_tensor, make_grid, save_image
 from stylenet.losses import PerceptualLoss
+from stylenet.losses.metrics import LPIPS, LPIPS_MIN_SIDE, ssim
 from stylenet.reference.optimize import instantiate_loss, loss_preset, optimize_image
 
 log = logging.getLogger(__name__)
@@ -46,6 +51,7 @@ DEFAULT_SIZE = 256
 DEFAULT_OPTIMIZE = (100, 300, 500)  # L-BFGS iterations reported by --optimize without a value
 OUTPUT_FILES = ("report.json", "report.md", "grid.jpg")
 TERMS = ("content", "style", "tv", "total")  # the loss terms each `Score` holds
+METRICS = ("lpips", "ssim")  # and its content metrics against the photo
 
 
 @dataclass(frozen=True)
@@ -56,13 +62,17 @@ class TrainingLoss:
     style_image: str
     style_size: int | None
     source: str  # where the loss settings came from
+    vgg_weights: str | None = None  # the loss network's weight file as configured (None: lookup)
 
 
 @dataclass(frozen=True)
 class Score:
-    """The weighted loss terms of one image against its photo, and what producing it cost.
+    """The weighted loss terms of one image against its photo, how much of the photo it kept, and
+    what producing it cost.
 
     Attributes:
+        lpips: LPIPS (VGG, v0.1) to the photo: 0 for the photo itself, higher is further.
+        ssim: SSIM with the photo: 1 for the photo itself, lower is further.
         seconds: Wall time to produce the image (None for the photo itself).
         iterations: L-BFGS iterations run (optimization only; fewer than asked if it converged).
     """
@@ -71,6 +81,8 @@ class Score:
     style: float
     tv: float
     total: float
+    lpips: float
+    ssim: float
     seconds: float | None = None
     iterations: int | None = None
 
@@ -98,6 +110,7 @@ class BudgetSummary:
     Attributes:
         model_loss_ratio: Model total / optimization total (> 1: the model's loss is higher).
         time_ratio: Optimization time / model time.
+        lpips, ssim: Mean content metrics of the optimized images against their photos.
     """
 
     iterations: int
@@ -105,16 +118,21 @@ class BudgetSummary:
     seconds: float
     model_loss_ratio: float
     time_ratio: float
+    lpips: float
+    ssim: float
 
 
 @dataclass(frozen=True)
 class Summary:
-    """Means over the photos scored."""
+    """Means over the photos scored (``model_lpips`` / ``model_ssim``: the model's outputs
+    against their photos)."""
 
     photos: int
     input_total: float
     model_total: float
     model_seconds: float
+    model_lpips: float
+    model_ssim: float
     optimization: list[BudgetSummary] = field(default_factory=list)
 
     @classmethod
@@ -132,6 +150,8 @@ class Summary:
                     seconds=seconds,
                     model_loss_ratio=model_total / total if total else math.inf,
                     time_ratio=seconds / model_seconds if model_seconds else 0.0,
+                    lpips=_mean([r.optimization[n].lpips for r in rows]),
+                    ssim=_mean([r.optimization[n].ssim for r in rows]),
                 )
             )
         return cls(
@@ -139,19 +159,24 @@ class Summary:
             input_total=_mean([r.input.total for r in rows]),
             model_total=model_total,
             model_seconds=model_seconds,
+            model_lpips=_mean([r.model.lpips for r in rows]),
+            model_ssim=_mean([r.model.ssim for r in rows]),
             optimization=optimization,
         )
 
     def metrics(self, prefix: str = "eval") -> dict[str, float]:
-        """Flat numbers for loggers: ``eval/model_total``, ``eval/lbfgs_300/time_ratio``, ..."""
+        """Flat numbers for loggers: ``eval/model_total``, ``eval/model_lpips``,
+        ``eval/lbfgs_300/time_ratio``, ..."""
         flat = {
             f"{prefix}/photos": float(self.photos),
             f"{prefix}/input_total": self.input_total,
             f"{prefix}/model_total": self.model_total,
             f"{prefix}/model_seconds": self.model_seconds,
+            f"{prefix}/model_lpips": self.model_lpips,
+            f"{prefix}/model_ssim": self.model_ssim,
         }
         for b in self.optimization:
-            for key in ("total", "seconds", "model_loss_ratio", "time_ratio"):
+            for key in ("total", "seconds", "model_loss_ratio", "time_ratio", *METRICS):
                 flat[f"{prefix}/lbfgs_{b.iterations}/{key}"] = float(getattr(b, key))
         return flat
 
@@ -190,12 +215,12 @@ class EvaluationReport:
             f"Style: {self.style_image}; photos: {self.content} at long side {self.size}; loss: "
             f"{self.loss_source} (weights {self.loss_weights}); device: {self.device}.",
             "",
-            "| photo | method | content | style | tv | total | seconds |",
-            "|---|---|---|---|---|---|---|",
+            "| photo | method | content | style | tv | total | LPIPS | SSIM | seconds |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for row in self.rows:
             for name, score in row.methods():
-                cells = " | ".join(_fmt(getattr(score, k)) for k in TERMS)
+                cells = " | ".join(_fmt(getattr(score, k)) for k in (*TERMS, *METRICS))
                 secs = _fmt(score.seconds) if score.seconds is not None else ""
                 lines.append(f"| {row.photo} | {name} | {cells} | {secs} |")
         s = self.summary
@@ -203,20 +228,24 @@ class EvaluationReport:
             "",
             f"Mean total loss over {s.photos} photo(s): photo {_fmt(s.input_total)}, "
             f"model {_fmt(s.model_total)} in {_fmt(s.model_seconds)} s.",
+            "",
+            f"Content kept by the model, mean against the photos: LPIPS {_fmt(s.model_lpips)} "
+            f"(photo itself 0, higher is further), SSIM {_fmt(s.model_ssim)} (photo itself 1).",
         ]
         if s.optimization:
             lines += [
                 "",
-                "| L-BFGS iterations | mean total | model / optimization loss | time vs model |",
-                "|---|---|---|---|",
+                "| L-BFGS iterations | mean total | model / optimization loss | time vs model "
+                "| mean LPIPS | mean SSIM |",
+                "|---|---|---|---|---|---|",
             ]
             lines += [
                 f"| {b.iterations} | {_fmt(b.total)} | {b.model_loss_ratio:.2f}× | "
-                f"{b.time_ratio:.0f}× |"
+                f"{b.time_ratio:.0f}× | {_fmt(b.lpips)} | {_fmt(b.ssim)} |"
                 for b in s.optimization
             ]
         if self.skipped:
-            lines += ["", f"Skipped (unreadable): {', '.join(x.photo for x in self.skipped)}"]
+            lines += ["", "Skipped: " + "; ".join(f"{x.photo} ({x.error})" for x in self.skipped)]
         return "\n".join(lines) + "\n"
 
 
@@ -261,31 +290,47 @@ def training_loss(
     style_image = load_image_tensor(style, size=style_size)
     loss = instantiate_loss(cfg)
     loss.set_style(style_image)
-    return TrainingLoss(loss=loss, style_image=str(style), style_size=style_size, source=source)
-
-
-def _score(
-    loss: PerceptualLoss,
-    image: Tensor,
-    photo: Tensor,
-    *,
-    seconds: float | None = None,
-    iterations: int | None = None,
-) -> Score:
-    with torch.no_grad():
-        terms = loss(image, photo)
-
-    def term(name: str) -> float:
-        return float(terms[name]) if name in terms else 0.0
-
-    return Score(
-        content=term("content"),
-        style=term("style"),
-        tv=term("tv"),
-        total=term("total"),
-        seconds=seconds,
-        iterations=iterations,
+    weights = (cfg.get("vgg") or {}).get("weights")
+    return TrainingLoss(
+        loss=loss,
+        style_image=str(style),
+        style_size=style_size,
+        source=source,
+        vgg_weights=None if weights is None else str(weights),
     )
+
+
+class _Scorer:
+    """Scores images made from one photo: the loss terms, LPIPS and SSIM against the photo (its
+    LPIPS features computed once)."""
+
+    def __init__(self, loss: PerceptualLoss, lpips: LPIPS, photo: Tensor) -> None:
+        self.loss, self.lpips, self.photo = loss, lpips, photo
+        with torch.no_grad():
+            self.photo_features = lpips.embed(photo)
+
+    def __call__(
+        self, image: Tensor, *, seconds: float | None = None, iterations: int | None = None
+    ) -> Score:
+        with torch.no_grad():
+            terms = self.loss(image, self.photo)
+            feats = self.photo_features if image is self.photo else self.lpips.embed(image)
+            distance = self.lpips.distance(feats, self.photo_features)
+            similarity = ssim(image, self.photo)
+
+        def term(name: str) -> float:
+            return float(terms[name]) if name in terms else 0.0
+
+        return Score(
+            content=term("content"),
+            style=term("style"),
+            tv=term("tv"),
+            total=term("total"),
+            lpips=float(distance[0]),
+            ssim=float(similarity[0]),
+            seconds=seconds,
+            iterations=iterations,
+        )
 
 
 def _sync(device: torch.device) -> None:
@@ -401,6 +446,9 @@ def evaluate(
     dev = stylizer.device
     target = training_loss(model_path, style=style, style_size=style_size, vgg_weights=vgg_weights)
     loss = target.loss.to(dev)
+    # LPIPS's backbone is always VGG-16: the loss's weight file if the loss's VGG is one too.
+    same_arch = getattr(loss.vgg, "arch", None) == "vgg16"
+    lpips = LPIPS(weights=target.vgg_weights if same_arch else None).to(dev)
     base = Path(content) if Path(content).is_dir() else Path(content).parent
 
     rows: list[PhotoResult] = []
@@ -414,24 +462,33 @@ def evaluate(
             log.warning("skipping %s: %s", path, err)
             skipped.append(Skipped(rel, str(err)))
             continue
+        if min(photo.shape[-2:]) < LPIPS_MIN_SIDE:
+            reason = (
+                f"{photo.shape[-2]}×{photo.shape[-1]} px at --size {size}: LPIPS needs at "
+                f"least {LPIPS_MIN_SIDE} px on each side"
+            )
+            log.warning("skipping %s: %s", path, reason)
+            skipped.append(Skipped(rel, reason))
+            continue
         if not rows:  # first-call costs (allocation, kernel selection) are not the model's
             stylizer.stylize_batch(photo)
         stylized, seconds = _timed_forward(stylizer, photo)
         stem = Path(rel).with_suffix("").as_posix().replace("/", "__")
         save_image(stylized[0].cpu(), out / "images" / f"{stem}_model.png", overwrite=True)
         tiles = [photo[0], stylized[0]]
+        score = _Scorer(loss, lpips, photo)
         optimization: dict[int, Score] = {}
         if budgets:
             for n, (image, secs, ran) in _optimize(loss, photo, budgets, progress).items():
-                optimization[n] = _score(loss, image, photo, seconds=secs, iterations=ran)
+                optimization[n] = score(image, seconds=secs, iterations=ran)
                 save_image(image[0].cpu(), out / "images" / f"{stem}_opt{n}.png", overwrite=True)
             tiles.append(image[0])  # the longest run
         rows.append(
             PhotoResult(
                 photo=rel,
                 size=(photo.shape[-2], photo.shape[-1]),
-                input=_score(loss, photo, photo),
-                model=_score(loss, stylized, photo, seconds=seconds),
+                input=score(photo),
+                model=score(stylized, seconds=seconds),
                 optimization=optimization,
             )
         )
@@ -461,7 +518,7 @@ def evaluate(
     if grid_rows:
         save_image(make_grid(grid_rows), out / "grid.jpg", overwrite=True)
     if skipped:
-        log.warning("%d photo(s) could not be read and were skipped", len(skipped))
+        log.warning("%d photo(s) were skipped (unreadable or too small)", len(skipped))
     return report
 
 

@@ -14,7 +14,7 @@ from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger, Wand
 from torch import Tensor
 
 from stylenet.io.images import tensor_to_pil
-from stylenet.reference.evaluate import TERMS, EvaluationReport
+from stylenet.reference.evaluate import METRICS, TERMS, EvaluationReport
 
 log = logging.getLogger(__name__)
 
@@ -117,13 +117,13 @@ def log_report(
             import wandb
 
             data = [
-                [row.photo, name, *(getattr(score, k) for k in TERMS), score.seconds]
+                [row.photo, name, *(getattr(score, k) for k in (*TERMS, *METRICS)), score.seconds]
                 for row in report.rows
                 for name, score in row.methods()
             ]
             payload: dict[str, Any] = {
                 f"{prefix}/report": wandb.Table(
-                    columns=["photo", "method", *TERMS, "seconds"], data=data
+                    columns=["photo", "method", *TERMS, *METRICS, "seconds"], data=data
                 )
             }
             if grid.is_file():

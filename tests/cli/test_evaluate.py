@@ -1,5 +1,5 @@
-"""`stylenet-evaluate`: a report even when some photos are unreadable (exit 1); an existing
-report or a model without a style refused (exit 2)."""
+"""`stylenet-evaluate`: a report even when some photos are unreadable or too small (exit 1); an
+existing report or a model without a style refused (exit 2); LPIPS and SSIM beside the loss."""
 
 from __future__ import annotations
 
@@ -29,17 +29,37 @@ def model_file(tmp_path_factory, style_path) -> str:
 def test_cli_refuses_to_overwrite_and_skips_unreadable_photos(
     model_file, photo_dir, tmp_path, vgg16_weights, capsys
 ) -> None:
+    from PIL import Image
+
     photos = tmp_path / "photos"
     photos.mkdir()
     (photos / "good.jpg").write_bytes((photo_dir / "coffee.jpg").read_bytes())
     (photos / "broken.jpg").write_bytes(b"not a jpeg")
+    Image.new("RGB", (96, 30), (90, 120, 60)).save(photos / "strip.png")  # 32×10 at --size 32
     out = tmp_path / "eval"
     args = [model_file, "--content", str(photos), "-o", str(out), "--size", "32"]
-    assert main(args) == 1  # a report, but one photo was unreadable
+    assert main(args) == 1  # a report, but one photo was unreadable and one too small for LPIPS
     report = json.loads((out / "report.json").read_text())
     assert [r["photo"] for r in report["rows"]] == ["good.jpg"]
-    assert report["skipped"][0]["photo"] == "broken.jpg"
+    skipped = {x["photo"]: x["error"] for x in report["skipped"]}
+    assert set(skipped) == {"broken.jpg", "strip.png"}
+    assert "LPIPS needs at least 16 px" in skipped["strip.png"]
     assert report["rows"][0]["optimization"] == {}  # not asked for
+    # LPIPS and SSIM against the photo, beside the loss terms: the photo itself scores 0 and 1;
+    # a random network's output is far from the photo, on those metrics' scales.
+    row, summary = report["rows"][0], report["summary"]
+    assert row["input"]["lpips"] == pytest.approx(0.0, abs=1e-6)
+    assert row["input"]["ssim"] == pytest.approx(1.0, abs=1e-6)
+    assert 0.05 < row["model"]["lpips"] < 2.0 and -1.0 < row["model"]["ssim"] < 0.95
+    assert (summary["model_lpips"], summary["model_ssim"]) == (
+        row["model"]["lpips"],
+        row["model"]["ssim"],
+    )
+    table = (out / "report.md").read_text()
+    assert "| content | style | tv | total | LPIPS | SSIM | seconds |" in table
+    assert f"LPIPS {summary['model_lpips']:.4g}" in table
+    assert f"SSIM {summary['model_ssim']:.4g}" in table
+    assert f"SSIM {summary['model_ssim']:.4g}" in capsys.readouterr().out  # printed too
     assert main(args) == 2  # report exists
     assert "--overwrite" in capsys.readouterr().err
     assert main([*args, "--overwrite"]) == 1

@@ -51,11 +51,15 @@ def test_report_has_one_finite_row_per_photo(
                 math.isfinite(getattr(score, k)) for k in ("content", "style", "tv", "total")
             )
         assert row.input.content == 0  # the photo against itself
+        assert row.input.lpips == pytest.approx(0, abs=1e-6) and row.input.ssim == pytest.approx(1)
         assert row.model.seconds is not None and row.model.seconds > 0
         opt = row.optimization
         assert set(opt) == {2, 5} and opt[2].seconds <= opt[5].seconds
         # Optimization starts from the photo and lowers the total loss.
         assert opt[5].total < row.input.total
+        # After a few steps from the photo, it is still much closer to it than a random
+        # network's output.
+        assert 0 < opt[5].lpips < row.model.lpips and row.model.ssim < opt[5].ssim < 1
     on_disk = json.loads((tmp_path / "report.json").read_text())
     assert on_disk["summary"]["photos"] == len(photos)
     assert [b["iterations"] for b in on_disk["summary"]["optimization"]] == [2, 5]
@@ -63,9 +67,16 @@ def test_report_has_one_finite_row_per_photo(
     assert on_disk["rows"][0]["optimization"]["5"]["iterations"] == 5
     metrics = report.summary.metrics()
     assert metrics["eval/model_total"] == report.summary.model_total
+    assert metrics["eval/model_lpips"] == on_disk["summary"]["model_lpips"]
+    assert metrics["eval/model_ssim"] == pytest.approx(
+        sum(r.model.ssim for r in report.rows) / len(report.rows)
+    )
+    assert metrics["eval/lbfgs_5/lpips"] == on_disk["summary"]["optimization"][1]["lpips"]
+    assert on_disk["rows"][0]["optimization"]["5"]["ssim"] == report.rows[0].optimization[5].ssim
     assert metrics["eval/lbfgs_5/total"] == on_disk["summary"]["optimization"][1]["total"]
     table = (tmp_path / "report.md").read_text()
     assert table.count("| L-BFGS 5 |") == len(photos)
+    assert "| mean LPIPS | mean SSIM |" in table
     grid = load_image(tmp_path / "grid.jpg")
     # photo | model | optimization per row, 32-px tiles with 4-px padding
     assert grid.size == (3 * 32 + 4 * 4, len(photos) * 32 + (len(photos) + 1) * 4)

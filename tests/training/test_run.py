@@ -113,7 +113,7 @@ def test_end_of_training_evaluation_reaches_wandb(
     assert list(wandb_run.glob("files/media/table/eval/report*.table.json"))
     assert list(wandb_run.glob("files/media/images/eval/grid*"))
     log = next(wandb_run.glob("run-*.wandb")).read_bytes()
-    assert b"eval/model_total" in log
+    assert b"eval/model_total" in log and b"eval/model_lpips" in log and b"eval/model_ssim" in log
     # model.pt as a W&B artifact of type "model", named after the run.
     run_id = wandb_run.name.rsplit("-", 1)[1]
     assert f"model-{run_id}".encode() in log and b"model.pt" in log
