@@ -109,13 +109,21 @@ def test_trainer_presets_set_precision_compile_and_layout(
     ("fp32", "bf16", "expected"),
     [
         (1.0, 0.5, "bf16-mixed"),
-        (1.0, 0.8, "bf16-mixed"),
-        (1.0, 0.9, "32-true"),
+        (1.0, 0.9, "bf16-mixed"),
+        (1.0, 0.95, "32-true"),
         (1.0, 1.4, "32-true"),
     ],
 )
 def test_trainer_cpu_trains_in_bf16_only_where_the_probe_finds_it_faster(fp32, bf16, expected):
     assert cpu_precision(lambda dtype: {"fp32": fp32, "bf16": bf16}[dtype]) == expected
+
+
+def test_the_probe_compares_the_fastest_rounds_so_another_job_cannot_flip_it() -> None:
+    # Another job slows some rounds: the first bf16 round and the second fp32 round.
+    times = {"fp32": iter([1.0, 3.0, 1.0]), "bf16": iter([2.0, 0.6, 0.6])}
+    assert cpu_precision(lambda dtype: next(times[dtype])) == "bf16-mixed"
+    times = {"fp32": iter([1.0, 1.0, 1.0]), "bf16": iter([0.95, 0.97, 2.0])}
+    assert cpu_precision(lambda dtype: next(times[dtype])) == "32-true"
 
 
 def test_trainer_cpu_falls_back_to_fp32_without_bf16_kernels() -> None:
