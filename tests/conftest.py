@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -55,8 +56,8 @@ def _real_weights(arch: str, shared: Path) -> None:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     # Uncaptured, so that a first run shows what it fetches (and pip's progress) as it goes.
-    capture = session.config.pluginmanager.getplugin("capturemanager")
-    with capture.global_and_fixture_disabled():
+    capture = session.config.pluginmanager.getplugin("capturemanager")  # None: -p no:capture
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
         _real_weights("vgg16", SHARED_VGG16)
         _real_weights("vgg19", SHARED_VGG19)
 
