@@ -37,7 +37,13 @@ from PIL import Image
 from torch import Tensor
 
 import stylenet
-from stylenet.io.images import load_image, load_image_tensor, make_grid, pil_to_tensor
+from stylenet.io.images import (
+    load_image,
+    load_image_tensor,
+    make_grid,
+    pil_to_tensor,
+    tensor_to_pil,
+)
 from stylenet.io.samples import package_photos
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,9 +93,7 @@ def fit(image: Tensor, height: int, width: int) -> Tensor:
 
 def save_jpeg(image: Tensor | Image.Image, path: Path) -> None:
     if isinstance(image, Tensor):
-        image = Image.fromarray(
-            (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy(), "RGB"
-        )
+        image = tensor_to_pil(image)
     image.save(path, quality=JPEG_QUALITY, optimize=True)
     print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KB)")
 
