@@ -36,6 +36,7 @@ from stylenet.cli.common import EPILOG, EXIT_OK, ArgumentParser, at_least, repor
 from stylenet.errors import ConfigError, StylenetError
 from stylenet.inference import tiling
 from stylenet.inference.api import Stylizer, check_size, load
+from stylenet.inference.batch import fit_size
 from stylenet.inference.color import check_strength
 from stylenet.inference.model_file import ModelFileError, detect_format
 from stylenet.io.images import ImageReadError, load_image, save_image
@@ -231,9 +232,7 @@ def stylize_photo(
     choice = style_choice(stylizer.styles, styles)
     image = photo if isinstance(photo, Image.Image) else load_image(photo)
     original = image.size
-    if max_side and max(image.size) > max_side:
-        f = max_side / max(image.size)
-        size = (max(1, round(image.width * f)), max(1, round(image.height * f)))
+    if (size := fit_size(image.size, max_side=max_side or None)) != image.size:
         image = image.resize(size, Image.Resampling.LANCZOS)
     check_size(image.height, image.width)
     tiled = bool(tile) or stylizer.needs_tiling(image.height, image.width)
@@ -467,8 +466,7 @@ def build_parser() -> ArgumentParser:
 
 def _serve(args: argparse.Namespace) -> int:
     models = Models(find_models(args.models), device=args.device)
-    import_gradio()
-    demo = build_app(models, tile=args.tile)
+    demo = build_app(models, tile=args.tile)  # imports gradio, or says how to install it
     print(f"{PROG}: {len(models.labels)} model(s): {', '.join(models.labels)}", flush=True)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share)
     return EXIT_OK

@@ -160,18 +160,27 @@ def stylize_all(stylizer: Stylizer, work: Plan, options: Options) -> Summary:
     return summary
 
 
-def _target_size(path: Path, max_side: int | None, scale: float | None) -> tuple[int, int]:
-    """(W, H) the image will have, read from its header (no decoding)."""
-    with Image.open(path) as img:
-        w, h = img.size
-        if img.getexif().get(0x0112) in (5, 6, 7, 8):  # EXIF orientations that swap the axes
-            w, h = h, w
+def fit_size(
+    size: tuple[int, int], *, max_side: int | None = None, scale: float | None = None
+) -> tuple[int, int]:
+    """(W, H) after ``--scale`` and then ``--max-side`` (downscale only): what a photo of
+    `size` is resized to before it is stylized."""
+    w, h = size
     if scale is not None:
         w, h = max(1, round(w * scale)), max(1, round(h * scale))
     if max_side is not None and max(w, h) > max_side:
         f = max_side / max(w, h)
         w, h = max(1, round(w * f)), max(1, round(h * f))
     return w, h
+
+
+def _target_size(path: Path, max_side: int | None, scale: float | None) -> tuple[int, int]:
+    """(W, H) the image will have, read from its header (no decoding)."""
+    with Image.open(path) as img:
+        w, h = img.size
+        if img.getexif().get(0x0112) in (5, 6, 7, 8):  # EXIF orientations that swap the axes
+            w, h = h, w
+    return fit_size((w, h), max_side=max_side, scale=scale)
 
 
 def _load(job: Job) -> Image.Image:
