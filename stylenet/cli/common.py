@@ -11,11 +11,13 @@ not start (bad argument, setting, model or input file); 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn
 
-from stylenet.errors import StylenetError
+from stylenet.errors import ConfigError, StylenetError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -53,6 +55,57 @@ def at_least(minimum: int) -> Callable[[str], int]:
 
     parse.__name__ = "integer"  # argparse names the type in "invalid integer value"
     return parse
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number greater than 0 (``inf`` and ``nan`` parse as floats
+    but would end in an overflow or a silently wrong result later)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def check_output_folder(path: Path, flag: str) -> None:
+    """Refuse, before any work, an output folder that cannot be made: `path` or a folder above
+    it is an existing file.
+
+    Args:
+        path: The output folder (it may not exist yet).
+        flag: The option that named it, for the message (``-o/--output``).
+
+    Raises:
+        ConfigError: The message names the option and the file in the way.
+    """
+    blocker = _file_in_the_way(path)
+    if blocker == path:
+        raise ConfigError(f"{flag} {path} is a file, not a folder")
+    if blocker is not None:
+        raise ConfigError(f"{flag} {path} is inside {blocker}, which is a file, not a folder")
+
+
+def check_output_file(path: Path, flag: str) -> None:
+    """Refuse, before any work, an output file that cannot be written: `path` is a folder, or a
+    folder above it is an existing file.
+
+    Raises:
+        ConfigError: The message names the option and the path in the way.
+    """
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path} is a folder, not a file")
+    if (blocker := _file_in_the_way(path.parent)) is not None:
+        raise ConfigError(f"{flag} {path} is inside {blocker}, which is a file, not a folder")
+
+
+def _file_in_the_way(folder: Path) -> Path | None:
+    """The nearest of `folder` and the folders above it that exists, if it is not a folder."""
+    for above in (folder, *folder.parents):
+        if above.exists():
+            return None if above.is_dir() else above
+    return None
 
 
 def add_style_arguments(parser: argparse.ArgumentParser, *, all_styles: bool = False) -> None:

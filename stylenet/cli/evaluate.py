@@ -10,7 +10,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from stylenet.cli.common import EPILOG, EXIT_FAILED, EXIT_OK, ArgumentParser, at_least, run
+from stylenet.cli.common import (
+    EPILOG,
+    EXIT_FAILED,
+    EXIT_OK,
+    ArgumentParser,
+    at_least,
+    check_output_folder,
+    run,
+)
+from stylenet.errors import ConfigError
 from stylenet.inference.api import load
 from stylenet.reference.evaluate import DEFAULT_OPTIMIZE, DEFAULT_SIZE, evaluate_styles
 
@@ -68,6 +77,11 @@ def build_parser() -> ArgumentParser:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    # Before the model, the loss network and the first photo are loaded: minutes of work on
+    # a large folder that a mistyped path would waste.
+    check_output_folder(args.output, "-o/--output")
+    if not args.content.exists():
+        raise ConfigError(f"--content {args.content}: no such file or folder")
     styles: list[str] = []
     if args.model_style is None:
         styles = load(args.model, device="cpu").styles  # multi-style: a report per style

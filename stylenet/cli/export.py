@@ -16,6 +16,8 @@ from stylenet.cli.common import (
     EXIT_OK,
     ArgumentParser,
     add_style_arguments,
+    check_output_file,
+    check_output_folder,
     chosen_style,
     run,
 )
@@ -25,6 +27,7 @@ from stylenet.inference.export import (
     FORMATS,
     MIN_OPSET,
     TOLERANCE,
+    check_opset,
     default_output,
     export_onnx,
     export_torchscript,
@@ -53,7 +56,11 @@ def build_parser() -> ArgumentParser:
     )
     where.add_argument("--output", type=Path, help="output file (with a single --format)")
     parser.add_argument(
-        "--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})"
+        "--opset",
+        type=int,
+        default=DEFAULT_OPSET,
+        help=f"ONNX opset, {MIN_OPSET} up to what the installed onnx knows (default "
+        f"{DEFAULT_OPSET})",
     )
     parser.add_argument(
         "--overwrite", action="store_true", help="replace existing outputs (default: refuse)"
@@ -67,8 +74,15 @@ def _outputs(args: argparse.Namespace) -> dict[str, Path]:
     formats = list(FORMATS) if args.format == "all" else [args.format]
     if args.output is not None and len(formats) > 1:
         raise ConfigError("--output names one file: use it with --format torchscript or onnx")
-    if "onnx" in formats and args.opset < MIN_OPSET:
-        raise ConfigError(f"--opset must be >= {MIN_OPSET} (torch's dynamo ONNX exporter)")
+    if "onnx" in formats:
+        try:
+            check_opset(args.opset)
+        except ConfigError as err:  # name the flag
+            raise ConfigError(f"--{err}") from None
+    if args.output_dir is not None:
+        check_output_folder(args.output_dir, "-o/--output-dir")
+    if args.output is not None:
+        check_output_file(args.output, "--output")
     outputs = {
         fmt: args.output or default_output(args.model, fmt, args.output_dir) for fmt in formats
     }

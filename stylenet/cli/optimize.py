@@ -11,13 +11,28 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from torch import Tensor
 
-from stylenet.cli.common import EPILOG, EXIT_OK, ArgumentParser, at_least, run
+from stylenet.cli.common import EPILOG, EXIT_OK, ArgumentParser, at_least, positive_float, run
 from stylenet.errors import OutputExistsError
-from stylenet.io.images import image_format, load_image_tensor, save_image
-from stylenet.reference.optimize import DEFAULT_ITERATIONS, MODES, NET_PRESETS, optimize
+from stylenet.io.images import (
+    fit_long_side,
+    image_format,
+    image_size,
+    load_image_tensor,
+    save_image,
+)
+from stylenet.reference.optimize import (
+    DEFAULT_ITERATIONS,
+    DEFAULT_LR,
+    MODES,
+    NET_PRESETS,
+    check_sizes,
+    loss_config,
+    optimize,
+)
 
 
 def build_parser() -> ArgumentParser:
@@ -43,7 +58,12 @@ def build_parser() -> ArgumentParser:
         f"{DEFAULT_ITERATIONS['invert']} for invert, whose global brightness converges slowly)",
     )
     p.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs")
-    p.add_argument("--lr", type=float)
+    p.add_argument(
+        "--lr",
+        type=positive_float,
+        help=f"learning rate (default: {DEFAULT_LR['lbfgs']:g} for lbfgs, "
+        f"{DEFAULT_LR['adam']:g} for adam)",
+    )
     p.add_argument("--init", choices=["content", "noise"], help="default: content for style")
     p.add_argument(
         "--net",
@@ -69,10 +89,40 @@ def build_parser() -> ArgumentParser:
     return p
 
 
+def _check_sizes(args: argparse.Namespace, cfg: dict[str, Any]) -> None:
+    """Refuse a --size or --style-size the loss network cannot take, before the images are
+    resized to it (the resize alone of a photo to --size 100000 takes tens of GB). The photos
+    are decoded for their sizes here and again, resized, for the work."""
+    image = (args.size, args.size)
+    if args.content is not None:
+        image = _fitted(args.content, args.size)
+    style = None
+    if args.style is not None and args.mode != "invert":
+        style = _fitted(args.style, args.style_size)
+    check_sizes(cfg, image, style, optimizer=args.optimizer, device=args.device)
+
+
+def _fitted(path: str, long_side: int) -> tuple[int, int]:
+    """(H, W) of the image at `path` resized to `long_side`, as `load_image_tensor` does (read
+    from its header)."""
+    w, h = fit_long_side(image_size(path), long_side)
+    return h, w
+
+
 def _optimize(args: argparse.Namespace) -> int:
     if args.output.exists() and not args.overwrite:
         raise OutputExistsError(f"output {args.output} exists; pass --overwrite to replace it")
     image_format(args.output)  # a name Pillow can write, before the work
+    loss_options: dict[str, Any] = {
+        "net": args.net,
+        "content_layer": args.layer,
+        "style_layers": args.style_layers,
+        "content_weight": args.content_weight,
+        "style_weight": args.style_weight,
+        "tv_weight": args.tv_weight,
+        "vgg_weights": args.weights,
+    }
+    _check_sizes(args, loss_config(args.mode, **loss_options))
     content = load_image_tensor(args.content, size=args.size)[None] if args.content else None
     style = load_image_tensor(args.style, size=args.style_size)[None] if args.style else None
 
@@ -94,13 +144,7 @@ def _optimize(args: argparse.Namespace) -> int:
         callback=snapshot,
         optimizer=args.optimizer,
         lr=args.lr,
-        net=args.net,
-        content_layer=args.layer,
-        style_layers=args.style_layers,
-        content_weight=args.content_weight,
-        style_weight=args.style_weight,
-        tv_weight=args.tv_weight,
-        vgg_weights=args.weights,
+        **loss_options,
     )
     save_image(result.image[0].cpu(), args.output, overwrite=args.overwrite)
     first, last = result.history[0]["total"], result.history[-1]["total"]

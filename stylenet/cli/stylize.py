@@ -24,6 +24,7 @@ from stylenet.cli.common import (
     add_style_arguments,
     at_least,
     chosen_style,
+    positive_float,
     run,
 )
 from stylenet.errors import ConfigError
@@ -32,13 +33,6 @@ from stylenet.inference.api import load
 from stylenet.inference.backends import BACKENDS, PRECISIONS
 from stylenet.inference.batch import Options, plan, plan_styles, stylize_all
 from stylenet.inference.color import check_strength
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
 
 
 def build_parser() -> ArgumentParser:
@@ -62,7 +56,7 @@ def build_parser() -> ArgumentParser:
     size.add_argument(
         "--max-side", type=at_least(1), help="downscale so the long side is at most N px"
     )
-    size.add_argument("--scale", type=_positive_float, help="resize by this factor first")
+    size.add_argument("--scale", type=positive_float, help="resize by this factor first")
     p.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     p.add_argument("--precision", choices=list(PRECISIONS), default="fp32")
     p.add_argument("--channels-last", action="store_true", help="NHWC memory layout")

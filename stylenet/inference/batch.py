@@ -10,6 +10,7 @@ once and stylized in all of them in one forward pass.
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -23,10 +24,11 @@ from tqdm import tqdm
 
 from stylenet.errors import ConfigError, OutputExistsError, StylenetError
 from stylenet.inference import tiling
-from stylenet.inference.api import Stylizer, check_size
+from stylenet.inference.api import InputImageError, Stylizer, check_size, free_memory
 from stylenet.io.images import (
     IMAGE_EXTENSIONS,
     find_images,
+    image_size,
     load_image,
     pil_to_tensor,
     save_image,
@@ -39,6 +41,9 @@ log = logging.getLogger(__name__)
 # What one input may fail with and the run still go on: a bad or too-small file, a refused
 # output path, a photo too large for the device.
 _INPUT_ERRORS = (StylenetError, OSError, Image.DecompressionBombError, torch.OutOfMemoryError)
+# Bytes per pixel of a photo held on the host while it is stylized, tiled or not: the resized
+# photo, its array, the result's array and the result image, 8-bit RGB each.
+_HOST_BYTES_PER_PIXEL = 12
 
 
 @dataclass
@@ -164,9 +169,17 @@ def fit_size(
     size: tuple[int, int], *, max_side: int | None = None, scale: float | None = None
 ) -> tuple[int, int]:
     """(W, H) after ``--scale`` and then ``--max-side`` (downscale only): what a photo of
-    `size` is resized to before it is stylized."""
+    `size` is resized to before it is stylized.
+
+    Raises:
+        ConfigError: `scale` is not a finite number > 0, or overflows the size.
+    """
     w, h = size
     if scale is not None:
+        if not (math.isfinite(scale) and scale > 0):
+            raise ConfigError(f"scale must be a finite number > 0, got {scale}")
+        if not math.isfinite(max(w, h) * scale):  # 1e308 × 40 px: no size at all
+            raise ConfigError(f"scale {scale:g} makes a {w}×{h} px photo too large")
         w, h = max(1, round(w * scale)), max(1, round(h * scale))
     if max_side is not None and max(w, h) > max_side:
         f = max_side / max(w, h)
@@ -175,12 +188,26 @@ def fit_size(
 
 
 def _target_size(path: Path, max_side: int | None, scale: float | None) -> tuple[int, int]:
-    """(W, H) the image will have, read from its header (no decoding)."""
-    with Image.open(path) as img:
-        w, h = img.size
-        if img.getexif().get(0x0112) in (5, 6, 7, 8):  # EXIF orientations that swap the axes
-            w, h = h, w
-    return fit_size((w, h), max_side=max_side, scale=scale)
+    """(W, H) the image will have, read from its header (no decoding).
+
+    Raises:
+        ImageReadError: The file cannot be opened as an image (`image_size`'s reason).
+    """
+    return fit_size(image_size(path), max_side=max_side, scale=scale)
+
+
+def _check_room(size: tuple[int, int]) -> None:
+    """Refuse a photo whose resized copy and result do not fit in the host's free memory:
+    tiling bounds the network's memory, not theirs (``--scale 1e5`` asks for terapixels)."""
+    w, h = size
+    need = float(w) * float(h) * _HOST_BYTES_PER_PIXEL  # float: inf rather than an overflow
+    free = free_memory(torch.device("cpu"))
+    if need > free:
+        raise InputImageError(
+            f"{float(w):.10g}×{float(h):.10g} px after resizing needs about {need / 1e9:,.1f} GB "
+            f"of memory to hold, more than the {free / 1e9:.1f} GB free: choose a smaller "
+            "--scale or --max-side"
+        )
 
 
 def _load(job: Job) -> Image.Image:
@@ -198,6 +225,7 @@ def _stylize_images(
         try:
             job.size = _target_size(job.src, options.max_side, options.scale)
             check_size(job.size[1], job.size[0])
+            _check_room(job.size)
         except _INPUT_ERRORS as err:
             summary.fail(job.src, str(err) or type(err).__name__)
         else:

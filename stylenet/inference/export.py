@@ -52,6 +52,30 @@ DEFAULT_OPSET = 18
 MIN_OPSET = 18
 
 
+def max_opset() -> int:
+    """The newest ONNX opset the installed onnx package knows: its version converter lifts the
+    exporter's opset 18 up to there, no further (asked for more, torch keeps 18 silently)."""
+    import onnx.defs
+
+    return int(onnx.defs.onnx_opset_version())
+
+
+def check_opset(opset: int) -> None:
+    """Refuse an opset outside ``MIN_OPSET … max_opset()``.
+
+    Raises:
+        ConfigError: The message gives the supported range.
+    """
+    import onnx
+
+    newest = max_opset()
+    if not MIN_OPSET <= opset <= newest:
+        raise ConfigError(
+            f"opset must be between {MIN_OPSET} (torch's dynamo exporter) and {newest} (the "
+            f"installed onnx {onnx.__version__}), got {opset}"
+        )
+
+
 @dataclass(frozen=True)
 class ExportReport:
     """What an export wrote and how well it matched eager PyTorch.
@@ -130,8 +154,7 @@ def script_wrapper(net: TransformerNet) -> torch.jit.ScriptModule:
 def onnx_model_proto(net: TransformerNet, *, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
     """`PadCrop(net)` as an ONNX model with input ``image`` and output ``stylized``, both
     (batch, 3, height, width) with symbolic batch, height and width."""
-    if opset < MIN_OPSET:
-        raise ConfigError(f"opset must be >= {MIN_OPSET} (torch's dynamo exporter), got {opset}")
+    check_opset(opset)
     multi = net.num_styles > 1
     wrapper = (StylePadCrop if multi else PadCrop)(_cpu_copy(net)).eval()
     batch = torch.export.Dim("batch")
@@ -157,6 +180,9 @@ def onnx_model_proto(net: TransformerNet, *, opset: int = DEFAULT_OPSET) -> onnx
         )
     assert program is not None  # dynamo=True always returns the program
     model = program.model_proto
+    written = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    if written != opset:  # the version converter failed and torch kept its own opset
+        raise ConfigError(f"the ONNX exporter could not write opset {opset} (it wrote {written})")
     graph = model.graph
     # Intermediate shapes are annotated with sympy expressions as dim names; ONNX Runtime plans
     # buffers by those names, so a name mismatch would mean wrong reuse. Its own inference is
@@ -369,13 +395,14 @@ def export_onnx(
     Args:
         net: The network to export.
         path: Output file (``*.onnx``).
-        opset: ONNX opset (≥ 18).
+        opset: ONNX opset, ``MIN_OPSET`` … `max_opset()`.
         verify: Run the file in ONNX Runtime (CPU) and compare it with eager on
             `verification_inputs()`.
         overwrite: Replace an existing `path` (otherwise FileExistsError).
         metadata: Stored as the model's ``stylenet`` metadata property (JSON).
 
     Raises:
+        ConfigError: `opset` outside ``MIN_OPSET`` … `max_opset()`.
         ExportVerificationError: The written file does not match eager; nothing is kept.
         FileExistsError: `path` exists and not `overwrite`.
     """

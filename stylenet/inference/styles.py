@@ -7,6 +7,7 @@ A choice becomes (N,) style weights, which `TransformerNet.bind` folds into a on
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,8 @@ def parse_mix(text: str) -> dict[str, float]:
     """``"mosaic:0.7,candy:0.3"`` → {"mosaic": 0.7, "candy": 0.3}.
 
     Raises:
-        ConfigError: Not NAME:WEIGHT pairs separated by commas.
+        ConfigError: Not NAME:WEIGHT pairs separated by commas, or a weight that is not a
+            finite number >= 0.
     """
     mix: dict[str, float] = {}
     for part in text.split(","):
@@ -49,7 +51,17 @@ def parse_mix(text: str) -> dict[str, float]:
                 f"--mix {text!r}: expected NAME:WEIGHT pairs separated by commas, e.g. "
                 "mosaic:0.7,candy:0.3"
             ) from None
+        if not _valid_weight(mix[name]):
+            raise ConfigError(
+                f"--mix {text!r}: the weight of {name!r} must be a finite number >= 0, "
+                f"got {weight.strip()}"
+            )
     return mix
+
+
+def _valid_weight(value: float) -> bool:
+    # inf would scale every other style to 0 and itself to nan (inf / inf): a black image.
+    return math.isfinite(value) and value >= 0
 
 
 def style_index(names: Sequence[str], key: StyleKey) -> int:
@@ -77,20 +89,27 @@ def style_weights(
     """(N,) weights for one style (one-hot) or a mix (non-negative, scaled to sum to 1).
 
     Raises:
-        ConfigError: Both or neither given (for N > 1), an unknown style, or bad mix weights.
+        ConfigError: Both or neither given (for N > 1), an unknown style, or bad mix weights
+            (each must be a finite number >= 0, not all 0).
     """
     n = len(names)
     if style is not None and mix is not None:
         raise ConfigError("give a style or a mix, not both")
     weights = torch.zeros(n)
     if mix is not None:
+        # In float64 and relative to the largest: finite weights as large as 1e300 would
+        # overflow float32 (to inf, and the mix to nan).
+        mixed = torch.zeros(n, dtype=torch.float64)
         for key, value in mix.items():
-            if not value >= 0:
-                raise ConfigError(f"mix weight of {key!r} must be >= 0, got {value}")
-            weights[style_index(names, key)] += float(value)
-        if not weights.sum() > 0:
+            if not _valid_weight(float(value)):
+                raise ConfigError(
+                    f"mix weight of {key!r} must be a finite number >= 0, got {value}"
+                )
+            mixed[style_index(names, key)] += float(value)
+        if not mixed.max() > 0:
             raise ConfigError("the mix weights sum to 0")
-        return weights / weights.sum()
+        mixed /= mixed.max()
+        return (mixed / mixed.sum()).float()
     if style is None:
         if n > 1:
             raise ConfigError(

@@ -6,9 +6,11 @@ whatever the mode, bit depth or orientation of the file it came from.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +23,13 @@ from stylenet.io.files import atomic_write
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "FolderReadError",
     "ImageReadError",
     "find_images",
+    "fit_long_side",
     "float_to_uint8",
     "image_format",
+    "image_size",
     "load_image",
     "load_image_tensor",
     "make_grid",
@@ -64,10 +69,19 @@ _ALPHA_BACKGROUND = (255, 255, 255)
 _JPEG_QUALITY = 95
 
 
+log = logging.getLogger(__name__)
+
+
 class ImageReadError(FileReadError):
     """An image file could not be read or decoded (``.path``, ``.reason``)."""
 
     kind = "image"
+
+
+class FolderReadError(FileReadError):
+    """A folder of images could not be listed (``.path``, ``.reason``: ``permission denied``)."""
+
+    kind = "folder"
 
 
 def load_image(path: str | os.PathLike[str]) -> Image.Image:
@@ -93,10 +107,49 @@ def load_image(path: str | os.PathLike[str]) -> Image.Image:
             corrupt data, or a decompression bomb (more than 2 * ``Image.MAX_IMAGE_PIXELS``).
     """
     path = Path(path)
+    with _read_errors(path), Image.open(path) as stored:
+        stored.load()
+        return _to_rgb(_exif_upright(stored))
+
+
+def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """(W, H) of an image file as `load_image` would return it (EXIF orientation applied), read
+    from its header: nothing is decoded, so a small file that declares a huge image costs
+    nothing to measure.
+
+    Raises:
+        ImageReadError: As `load_image` says it (no such file, empty file, not an image, a
+            decompression bomb); damage past the header shows only when it is decoded.
+    """
+    path = Path(path)
+    with _read_errors(path), Image.open(path) as stored:
+        w, h = stored.size
+        try:
+            # Image's own getexif reads what the header holds; PNG's would decode the whole
+            # image to look for an eXIf chunk after the pixels (rare: then the size is as stored).
+            orientation = Image.Image.getexif(stored).get(_EXIF_ORIENTATION)
+        except Exception:  # a malformed EXIF block: `load_image` keeps the photo as stored too
+            orientation = None
+        return (h, w) if orientation in _AXES_SWAPPED else (w, h)
+
+
+def fit_long_side(size: tuple[int, int], long_side: int) -> tuple[int, int]:
+    """(W, H) of an image of `size` resized (aspect kept) so its longer side is `long_side`, as
+    `load_image_tensor` resizes it."""
+    w, h = size
+    scale = long_side / max(w, h)
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
+_EXIF_ORIENTATION = 0x0112
+_AXES_SWAPPED = (5, 6, 7, 8)  # the orientations that turn the picture by 90°
+
+
+@contextlib.contextmanager
+def _read_errors(path: Path) -> Iterator[None]:
+    """Turn whatever opening or decoding `path` raises into an `ImageReadError` with a reason."""
     try:
-        with Image.open(path) as stored:
-            stored.load()
-            return _to_rgb(_exif_upright(stored))
+        yield
     except FileNotFoundError:
         raise ImageReadError(path, "no such file") from None
     except IsADirectoryError:
@@ -106,6 +159,8 @@ def load_image(path: str | os.PathLike[str]) -> Image.Image:
         raise ImageReadError(path, reason) from None
     except Image.DecompressionBombError as e:
         raise ImageReadError(path, f"decompression bomb: {e}") from e
+    except ImageReadError:
+        raise
     # Decoders raise a zoo of types on corrupt data (OSError, SyntaxError, ValueError,
     # struct.error, EOFError, IndexError, ...); a training run over 80k scraped photos must be
     # able to skip any of them, so all of them become ImageReadError.
@@ -286,9 +341,7 @@ def load_image_tensor(path: str | os.PathLike[str], *, size: int | None = None) 
     if size is not None:
         if size < 1:
             raise ValueError(f"size must be positive, got {size}")
-        w, h = img.size
-        scale = size / max(w, h)
-        new = (max(1, round(w * scale)), max(1, round(h * scale)))
+        new = fit_long_side(img.size, size)
         if new != img.size:
             # Resizing the 8-bit image with Pillow: antialiased, and no bicubic overshoot to clamp.
             img = img.resize(new, Image.Resampling.BICUBIC)
@@ -351,8 +404,11 @@ def find_images(root: str | os.PathLike[str], *, recursive: bool = True) -> list
     Returns:
         Sorted paths (``root`` joined with the relative path). For an image file, ``[root]``.
 
+    A sub-folder that cannot be listed (permission denied, say) is skipped with a warning.
+
     Raises:
         FileNotFoundError: ``root`` does not exist.
+        FolderReadError: ``root`` itself cannot be listed.
         ValueError: ``root`` is a file without an image extension.
     """
     root = Path(root)
@@ -368,7 +424,14 @@ def find_images(root: str | os.PathLike[str], *, recursive: bool = True) -> list
 
     found: list[Path] = []
     seen_dirs: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+
+    def unreadable(err: OSError) -> None:
+        reason = (err.strerror or str(err)).lower()
+        if err.filename is None or Path(err.filename) == root:
+            raise FolderReadError(root, reason) from err
+        log.warning("skipping folder %s: %s", err.filename, reason)
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable, followlinks=True):
         real = os.path.realpath(dirpath)
         if real in seen_dirs:
             # A symlink loop, or a second link to a folder already listed.

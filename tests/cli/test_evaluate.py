@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 
+import stylenet.cli.evaluate as cli_evaluate
 from stylenet.cli.evaluate import main
 from stylenet.inference.model_file import save_model
 from stylenet.models import TransformerNet
@@ -35,6 +36,7 @@ def test_cli_refuses_to_overwrite_and_skips_unreadable_photos(
     photos.mkdir()
     (photos / "good.jpg").write_bytes((photo_dir / "coffee.jpg").read_bytes())
     (photos / "broken.jpg").write_bytes(b"not a jpeg")
+    (photos / "empty.jpg").write_bytes(b"")
     Image.new("RGB", (96, 30), (90, 120, 60)).save(photos / "strip.png")  # 32×10 at --size 32
     out = tmp_path / "eval"
     args = [model_file, "--content", str(photos), "-o", str(out), "--size", "32"]
@@ -42,7 +44,8 @@ def test_cli_refuses_to_overwrite_and_skips_unreadable_photos(
     report = json.loads((out / "report.json").read_text())
     assert [r["photo"] for r in report["rows"]] == ["good.jpg"]
     skipped = {x["photo"]: x["error"] for x in report["skipped"]}
-    assert set(skipped) == {"broken.jpg", "strip.png"}
+    assert set(skipped) == {"broken.jpg", "empty.jpg", "strip.png"}
+    assert skipped["empty.jpg"].endswith("empty.jpg: empty file (0 bytes)")
     assert "LPIPS needs at least 16 px" in skipped["strip.png"]
     assert report["rows"][0]["optimization"] == {}  # not asked for
     # LPIPS and SSIM against the photo, beside the loss terms: the photo itself scores 0 and 1;
@@ -98,3 +101,66 @@ def test_a_multi_style_model_gets_a_report_per_style(tmp_path, photo_dir, vgg16_
     assert one["style_image"] == paintings[1]["image"]
     scores = [r["rows"][0]["model"] for r in (one, reports["blue"], reports["red"])]
     assert scores[0]["style"] == scores[1]["style"] != scores[2]["style"]
+
+
+# --- issue 16: one line, exit status 2, before the model, the loss network or any photo -------
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        # It used to score every photo first, then fail writing into the file (exit 1).
+        (["--content", "PHOTOS", "-o", "FILE"], "-o/--output FILE is a file, not a folder"),
+        (
+            ["--content", "PHOTOS", "-o", "FILE/eval"],
+            "-o/--output FILE/eval is inside FILE, which is a file, not a folder",
+        ),
+        # Exit 1 ("image folder not found"), where an empty folder is exit 2.
+        (["--content", "MISSING/", "-o", "OUT"], "--content MISSING: no such file or folder"),
+    ],
+)
+def test_a_bad_output_or_content_path_is_refused_before_any_work(
+    model_file, photo_dir, tmp_path, monkeypatch, capsys, argv, message
+) -> None:
+    paths = {
+        "PHOTOS": str(photo_dir),
+        "FILE": str(tmp_path / "notes.txt"),
+        "MISSING": str(tmp_path / "missing"),
+        "OUT": str(tmp_path / "eval"),
+    }
+
+    def filled(text: str) -> str:
+        for placeholder, path in paths.items():
+            text = text.replace(placeholder, path)
+        return text
+
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+
+    def no_work(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the paths should have been refused before any work")
+
+    monkeypatch.setattr(cli_evaluate, "load", no_work)
+    monkeypatch.setattr(cli_evaluate, "evaluate_styles", no_work)
+    assert main([model_file, *map(filled, argv), "-q"]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line == "stylenet-evaluate: " + filled(message)
+    assert (tmp_path / "notes.txt").read_text() == "a file, not a folder"
+
+
+def test_truncated_vgg_weights_are_one_line_naming_the_file_and_the_variable(
+    model_file, photo_dir, tmp_path, vgg16_weights, monkeypatch, capsys
+) -> None:
+    truncated = tmp_path / "vgg16.safetensors"
+    with open(vgg16_weights, "rb") as f:
+        truncated.write_bytes(f.read(100_000))  # the header and part of conv1_1
+    monkeypatch.setenv("STYLENET_VGG16_WEIGHTS", str(truncated))
+    out = tmp_path / "eval"
+    assert (
+        main([model_file, "--content", str(photo_dir), "-o", str(out), "--size", "32", "-q"]) == 2
+    )
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(
+        f"stylenet-evaluate: cannot read VGG weights {truncated}: not a readable safetensors file"
+    )
+    assert line.endswith("; the path comes from STYLENET_VGG16_WEIGHTS")
+    assert not out.exists()

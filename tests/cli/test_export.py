@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import onnx
 import pytest
 
+import stylenet.cli.export as cli_export
 import stylenet.inference.export as export
 from stylenet.cli.export import main
 from stylenet.inference.model_file import detect_format
@@ -80,7 +82,7 @@ def test_cli_usage_errors(model, tmp_path: Path) -> None:
     rc, _, err = run_main([str(model[0]), "--format", "all", "--output", str(tmp_path / "x")])
     assert rc == 2 and err.startswith("stylenet-export: --output names one file")
     rc, _, err = run_main([str(model[0]), "--format", "onnx", "--opset", "12"])
-    assert rc == 2 and "--opset must be >= 18" in err
+    assert rc == 2 and "--opset must be between 18" in err
     rc, _, err = run_main([str(tmp_path / "missing.pt"), "-o", str(tmp_path / "out")])
     assert rc == 2 and "missing.pt" in err
     rc, _, err = run_main([str(model[0].with_name("model.onnx")), "-o", str(tmp_path / "out")])
@@ -104,3 +106,54 @@ def test_failed_verification_exits_1_and_keeps_nothing(
     assert rc == 1 and out == ""
     assert err.startswith(f"stylenet-export: {fmt} export failed verification, nothing written")
     assert not out_dir.exists() or list(out_dir.iterdir()) == []
+
+
+# --- issue 16: refused before any work, in one line, exit status 2, nothing written -----------
+
+
+def test_an_opset_the_exporter_cannot_write_is_refused(model, tmp_path: Path) -> None:
+    # It used to export anyway: a converter traceback on stderr, opset 18 in the file, exit 0.
+    out = tmp_path / "out"
+    rc, stdout, err = run_main([str(model[0]), "--format", "onnx", "--opset", "99", "-o", str(out)])
+    assert rc == 2 and stdout == ""
+    assert err.splitlines() == [
+        f"stylenet-export: --opset must be between 18 (torch's dynamo exporter) and "
+        f"{export.max_opset()} (the installed onnx {onnx.__version__}), got 99"
+    ]
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        (["-o", "FILE"], "-o/--output-dir {file} is a file, not a folder"),
+        (
+            ["-o", "FILE/sub"],
+            "-o/--output-dir {file}/sub is inside {file}, which is a file, not a folder",
+        ),
+        (
+            ["--format", "onnx", "--output", "FILE/m.onnx"],
+            "--output {file}/m.onnx is inside {file}, which is a file, not a folder",
+        ),
+        (
+            ["--format", "onnx", "--output", "DIR", "--overwrite"],
+            "--output {dir} is a folder, not a file",
+        ),
+    ],
+)
+def test_an_output_in_the_way_is_named_before_any_work(
+    model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: list[str], message: str
+) -> None:
+    file, folder = tmp_path / "notes.txt", tmp_path / "folder"
+    file.write_text("a file, not a folder")
+    folder.mkdir()
+    args = [a.replace("FILE", str(file)).replace("DIR", str(folder)) for a in where]
+
+    def no_work(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the output should have been refused before any work")
+
+    monkeypatch.setattr(cli_export, "load_model", no_work)
+    rc, stdout, err = run_main([str(model[0]), *args])
+    assert rc == 2 and stdout == ""
+    assert err.splitlines() == ["stylenet-export: " + message.format(file=file, dir=folder)]
+    assert file.read_text() == "a file, not a folder" and list(folder.iterdir()) == []

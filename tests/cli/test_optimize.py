@@ -34,3 +34,64 @@ def test_a_bad_layer_is_one_line_and_exit_status_2(tmp_path, style_path, capsys)
     [line] = capsys.readouterr().err.splitlines()
     assert line.startswith("stylenet-optimize: unknown VGG-16 layer name(s) ['relu9_9']")
     assert not (tmp_path / "t.png").exists()
+
+
+# --- issue 16: bad arguments and weight files are one line and exit status 2, nothing written --
+
+ROWS: dict[str, tuple[list[str], str]] = {
+    # Each was a traceback: Hydra's InstantiationException around vgg_weights' own errors, the
+    # VGG's "Output size is too small", a 120 GB allocation, torch's "Invalid learning rate".
+    "weights file missing": (
+        ["--weights", "TMP/nowhere.safetensors"],
+        "cannot read VGG weights TMP/nowhere.safetensors: no such file",
+    ),
+    "weights file not weights": (
+        ["--weights", "TMP/notes.pt"],
+        "cannot read VGG weights TMP/notes.pt: not a file written by torch.save",
+    ),
+    "weights file of another network": (
+        ["--weights", "TMP/other.pt"],
+        "cannot read VGG weights TMP/other.pt: no VGG-16 conv keys found",
+    ),
+    "size too small": (
+        ["--size", "2"],
+        "the image (2×2 px) is too small for VGG-16 up to relu4_3: each side needs at least "
+        "8 px (raise --size)",
+    ),
+    "size too small for vgg19": (
+        ["--net", "vgg19", "--size", "15"],
+        "the image (15×15 px) is too small for VGG-19 up to relu5_1: each side needs at least "
+        "16 px (raise --size)",
+    ),
+    "style size too small": (
+        ["--style-size", "4"],
+        "the style image (4×4 px) is too small for VGG-16 up to relu4_3",
+    ),
+    "size too large": (["--size", "100000"], "the image (100000×100000 px) needs about 37"),
+    "lr negative": (["--optimizer", "adam", "--lr", "-1"], "argument --lr: must be a finite"),
+    "lr nan": (["--optimizer", "adam", "--lr", "nan"], "argument --lr: must be a finite number"),
+    # 0 used to become the default rate (`lr or 0.02`).
+    "lr 0": (["--lr", "0"], "argument --lr: must be a finite number > 0, got 0"),
+}
+
+
+@pytest.mark.parametrize("row", list(ROWS))
+def test_a_bad_argument_or_weight_file_is_one_line_and_exit_status_2(
+    row, tmp_path, style_path, capsys
+) -> None:
+    import torch
+
+    (tmp_path / "notes.pt").write_text("not weights")
+    torch.save({"conv.weight": torch.zeros(3)}, tmp_path / "other.pt")
+    args, message = ROWS[row]
+    out = tmp_path / "t.png"
+    argv = ["texture", "--style", str(style_path), "-o", str(out), "--iterations", "2", "-q"]
+    argv += [a.replace("TMP", str(tmp_path)) for a in args]
+    try:
+        status = main(argv)
+    except SystemExit as stop:  # argparse refuses a value its type refuses
+        status = int(stop.code or 0)
+    assert status == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("stylenet-optimize: " + message.replace("TMP", str(tmp_path))), line
+    assert not out.exists()

@@ -15,7 +15,7 @@ from stylenet.cli.stylize import main
 from stylenet.inference.export import export_torchscript
 from stylenet.inference.model_file import load_model
 from stylenet.io.images import load_image
-from tests.helpers import make_video, photo, read_video
+from tests.helpers import make_video, photo, read_video, save_tiny_multistyle_model
 
 
 def test_cli_keeps_odd_sizes_exactly(tmp_path, model_path) -> None:
@@ -102,6 +102,16 @@ def test_cli_reports_bad_inputs(tmp_path, model_path, capsys) -> None:
     assert not (tmp_path / "o.png").exists()
 
 
+def test_an_empty_photo_is_named_as_empty(tmp_path, model_path, capsys) -> None:
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    assert main([model_path, str(empty), "-o", str(tmp_path / "o.png"), "-q"]) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    # The reason load_image gives every photo, not Pillow's "cannot identify image file".
+    assert line == f"FAILED {empty}: cannot read image {empty}: empty file (0 bytes)"
+    assert not (tmp_path / "o.png").exists()
+
+
 def test_cli_stylizes_a_video_and_reports_flicker(tmp_path, model_path, capsys) -> None:
     src = make_video(tmp_path / "clip.mp4", frames=8, width=48, height=32, fps=12)
     out = tmp_path / "styled.mp4"
@@ -163,12 +173,29 @@ ROWS: dict[str, tuple[list[str], str]] = {
     "strength above 1": (["--strength", "2"], "strength must be in [0, 1], got 2.0"),
     "precision the CPU lacks": (["--device", "cpu", "--precision", "fp16"], "needs a GPU"),
     "missing model": (["MODEL=missing.pt"], "missing.pt: no such file"),
+    # Issue 16: an infinite scale overflowed (a traceback); nan, 0 and negative ones refused.
+    **{
+        f"scale {value}": (
+            ["--scale", value],
+            f"argument --scale: must be a finite number > 0, got {value}",
+        )
+        for value in ("inf", "nan", "0", "-1")
+    },
+    # An infinite mix weight made an all-black image (inf / inf); exit 0.
+    **{
+        f"mix weight {value}": (
+            ["MODEL=multi/model.pt", "--mix", f"mosaic:{value},candy:1"],
+            f"the weight of 'mosaic' must be a finite number >= 0, got {value}",
+        )
+        for value in ("inf", "nan", "-1")
+    },
 }
 
 
 @pytest.fixture(scope="module")
 def rows(tmp_path_factory, model_path) -> dict[str, subprocess.CompletedProcess[str]]:
     tmp = tmp_path_factory.mktemp("rows")
+    save_tiny_multistyle_model(tmp / "multi", ["mosaic", "candy"])
     for name in ("a.jpg", "b.jpg"):
         photo(tmp / "photos" / name, size=(40, 30))
     procs = {}

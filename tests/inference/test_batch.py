@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import torch
 from stylenet.errors import ConfigError, OutputExistsError
 from stylenet.inference import api
 from stylenet.inference.api import load
-from stylenet.inference.batch import Options, plan, stylize_all
+from stylenet.inference.batch import Options, fit_size, plan, stylize_all
 from tests.helpers import photo
 
 
@@ -89,3 +90,44 @@ def test_photos_go_in_smaller_batches_or_tiles_when_memory_is_short(
     assert summary.done == 3 and batches == []  # each photo went through the tiled path
     assert "3 photo(s) of 96×64 need more memory untiled than is free" in caplog.text
     assert sorted(p.name for p in (tmp_path / "tiled").iterdir()) == ["a.png", "b.png", "c.png"]
+
+
+def test_an_unreadable_photo_fails_with_load_images_reason(model_path: str, tmp_path: Path) -> None:
+    # Issue 16: the header probe for sizes gave Pillow's "cannot identify image file" where
+    # load_image says what is wrong.
+    photo(tmp_path / "in" / "good.png", size=(32, 24))
+    (tmp_path / "in" / "empty.jpg").write_bytes(b"")
+    (tmp_path / "in" / "text.png").write_text("not a picture")
+    work = plan([tmp_path / "in"], tmp_path / "out")
+    summary = stylize_all(load(model_path, device="cpu"), work, Options(progress=False))
+    assert summary.done == 1
+    assert {src.name: reason for src, reason in summary.failed} == {
+        "empty.jpg": f"cannot read image {tmp_path / 'in' / 'empty.jpg'}: empty file (0 bytes)",
+        "text.png": f"cannot read image {tmp_path / 'in' / 'text.png'}: not an image Pillow can "
+        "identify",
+    }
+
+
+@pytest.mark.parametrize("scale", [math.inf, math.nan, 0.0, -1.0])
+def test_fit_size_refuses_a_scale_that_is_not_a_finite_positive_number(scale: float) -> None:
+    with pytest.raises(ConfigError, match="scale must be a finite number > 0"):
+        fit_size((40, 30), scale=scale)
+    assert fit_size((40, 30), scale=0.5) == (20, 15)
+
+
+def test_a_photo_too_large_to_hold_after_scaling_fails_by_name(
+    model_path: str, tmp_path: Path
+) -> None:
+    # A huge finite --scale went on to tile terapixels (1e300: an OverflowError traceback).
+    photo(tmp_path / "in" / "a.png", size=(40, 30))
+    stylizer = load(model_path, device="cpu")
+    for scale, reason in [
+        (1e5, "4000000×3000000 px after resizing needs about 144,000.0 GB of memory to hold"),
+        (1e300, "4e+301×3e+301 px after resizing needs about inf GB of memory to hold"),
+        (1e308, "scale 1e+308 makes a 40×30 px photo too large"),
+    ]:
+        work = plan([tmp_path / "in"], tmp_path / "out")
+        summary = stylize_all(stylizer, work, Options(scale=scale, progress=False))
+        [(src, failed)] = summary.failed
+        assert src.name == "a.png" and failed.startswith(reason), failed
+    assert not (tmp_path / "out").exists()

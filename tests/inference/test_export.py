@@ -16,6 +16,7 @@ import pytest
 import torch
 
 import stylenet.inference.export as export
+from stylenet.errors import ConfigError
 from stylenet.inference.backends import load_backend
 from stylenet.models import PadCrop, TransformerNet
 from tests.helpers import tiny_net
@@ -129,3 +130,17 @@ def test_failed_verification_keeps_nothing(
         write(model[1], target, overwrite=True)
     assert target.read_bytes() == b"previous"
     assert list(tmp_path.iterdir()) == [target]  # no temporary file either
+
+
+def test_an_opset_the_exporter_cannot_write_is_refused(tmp_path: Path) -> None:
+    # Issue 16: torch's converter failed (a traceback in the log), kept opset 18 and exported
+    # anyway. The range is the exporter's opset up to what the installed onnx can convert to.
+    import onnx.defs
+
+    assert export.max_opset() == onnx.defs.onnx_opset_version() >= export.MIN_OPSET
+    for opset in (export.MIN_OPSET - 1, export.max_opset() + 1, 99):
+        with pytest.raises(
+            ConfigError, match=rf"opset must be between 18 .* and \d+ .*got {opset}"
+        ):
+            export.export_onnx(tiny_net(), tmp_path / "m.onnx", opset=opset)
+    assert list(tmp_path.iterdir()) == []

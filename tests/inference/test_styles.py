@@ -3,6 +3,7 @@ stylenet-stylize and stylenet-export."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -44,12 +45,34 @@ def test_names_mixes_and_weights() -> None:
         ({}, r"carries 3 styles \(mosaic, candy, udnie\): choose one"),
         ({"style": "starry"}, r"no style 'starry' in this model; its styles are mosaic, candy"),
         ({"style": 3}, r"no style 3"),
-        ({"mix": {"mosaic": -1}}, r"mix weight of 'mosaic' must be >= 0"),
+        ({"mix": {"mosaic": -1}}, r"mix weight of 'mosaic' must be a finite number >= 0"),
         ({"mix": {"mosaic": 0}}, r"sum to 0"),
         ({"style": 0, "mix": {"mosaic": 1}}, r"a style or a mix, not both"),
     ]:
         with pytest.raises(ConfigError, match=message):
             style_weights(NAMES, **kwargs)
+
+
+def test_mix_weights_must_be_finite(multi) -> None:
+    # Issue 16: an infinite weight scaled the others to 0 and itself to nan (inf / inf), and
+    # stylenet-stylize wrote an all-black image with exit status 0.
+    for text, shown in [("mosaic:inf,candy:1", "inf"), ("mosaic:nan", "nan"), ("candy:-1", "-1")]:
+        name = text.split(":")[0]
+        with pytest.raises(
+            ConfigError,
+            match=rf"--mix '{text}': the weight of '{name}' must be a finite number >= 0, "
+            rf"got {shown}$",
+        ):
+            parse_mix(text)
+    for value in (math.inf, -math.inf, math.nan):
+        with pytest.raises(ConfigError, match="mix weight of 'mosaic' must be a finite number"):
+            style_weights(NAMES, mix={"mosaic": value, "candy": 1})
+        with pytest.raises(ConfigError, match="must be a finite number"):
+            stylenet.load(multi[0], device="cpu", mix={"mosaic": value, "candy": 1})
+    # Finite weights too large for float32 still mix (they used to overflow to inf, then nan).
+    torch.testing.assert_close(
+        style_weights(NAMES, mix={"mosaic": 1e300, "candy": 1e300}), torch.tensor([0.5, 0.5, 0])
+    )
 
 
 def test_the_api_picks_a_style_per_call(multi, tmp_path: Path) -> None:

@@ -16,7 +16,9 @@ from stylenet.io.images import (
     IMAGE_EXTENSIONS,
     ImageReadError,
     find_images,
+    fit_long_side,
     float_to_uint8,
+    image_size,
     load_image,
     load_image_tensor,
     make_grid,
@@ -154,6 +156,7 @@ def test_exif_orientation_applied(tmp_path: Path, orientation: int) -> None:
     assert r > 200 and g < 60 and b < 60
     r, g, b = out[20, 10].astype(int)
     assert min(r, g, b) > 200
+    assert image_size(path) == (20, 40)  # the header alone says the same
 
 
 # --- load_image: failures ---------------------------------------------------------------------
@@ -189,6 +192,16 @@ def test_unreadable_files_raise_image_read_error(
     assert str(path) in str(info.value)
     assert reason in str(info.value).lower()
     assert before == ImageFile.LOAD_TRUNCATED_IMAGES
+    if reason != "truncated":  # the header of a truncated file is whole
+        with pytest.raises(ImageReadError, match=reason):
+            image_size(path)
+
+
+def test_image_size_reads_only_the_header(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "big.png"
+    Image.new("RGB", (3000, 2000)).save(path)
+    monkeypatch.setattr(Image.Image, "load", lambda self: pytest.fail("decoded"))
+    assert image_size(path) == (3000, 2000)
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -258,6 +271,9 @@ def test_load_image_tensor_resizes_long_side(tmp_path: Path) -> None:
     assert t.shape == (3, 16, 64)
     assert t.min() >= 0.0 and t.max() <= 1.0
     assert load_image_tensor(path, size=400).shape == (3, 100, 400)
+    for size in (64, 77, 400):  # fit_long_side predicts it, (W, H)
+        w, h = fit_long_side((200, 50), size)
+        assert load_image_tensor(path, size=size).shape == (3, h, w)
 
 
 def test_make_grid() -> None:

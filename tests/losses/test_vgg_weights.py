@@ -10,11 +10,13 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from stylenet.errors import StylenetError
 from stylenet.losses import VGG16Features
 from stylenet.losses.vgg_weights import (
     CAFFE,
     TORCHVISION,
     InputNormalization,
+    WeightsFileError,
     WeightsUnavailableError,
     _file_convention,
     cache_dir,
@@ -81,7 +83,7 @@ def test_load_rejects_unknown_extension(tmp_path: Path) -> None:
 
 
 def test_load_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"nowhere\.safetensors"):
+    with pytest.raises(WeightsFileError, match=r"nowhere\.safetensors: no such file"):
         load_features_state_dict(tmp_path / "nowhere.safetensors")
 
 
@@ -135,7 +137,43 @@ TORCHVISION_TEXT = "RGB in [0,1] normalized by mean (0.485,0.456,0.406) std (0.2
 
 def test_missing_weights_give_a_clear_error(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("STYLENET_VGG16_WEIGHTS", str(tmp_path / "nope.safetensors"))
-    with pytest.raises(FileNotFoundError, match="STYLENET_VGG16_WEIGHTS"):
+    with pytest.raises(WeightsFileError) as err:
+        VGG16Features(["relu1_1"])
+    path = tmp_path / "nope.safetensors"
+    assert str(err.value) == (
+        f"cannot read VGG weights {path}: no such file; the path comes from STYLENET_VGG16_WEIGHTS"
+    )
+
+
+def test_bad_weight_files_are_user_errors_naming_the_file(
+    tmp_path, monkeypatch, vgg16_weights
+) -> None:
+    # Issue 16: ValueError and FileNotFoundError escaped every command's error boundary (and
+    # Hydra's instantiate) as tracebacks; a StylenetError is one line and exit status 2.
+    truncated = tmp_path / "truncated.safetensors"
+    with open(vgg16_weights, "rb") as f:
+        truncated.write_bytes(f.read(100_000))
+    monkeypatch.setenv("STYLENET_VGG16_WEIGHTS", str(truncated))
+    with pytest.raises(WeightsFileError) as err:
+        VGG16Features(["relu1_1"])
+    assert isinstance(err.value, StylenetError) and err.value.exit_code == 2
+    assert isinstance(err.value, ValueError)  # what callers caught before
+    assert err.value.path == truncated
+    message = str(err.value)
+    assert message.startswith(f"cannot read VGG weights {truncated}: not a readable safetensors")
+    assert message.endswith("; the path comes from STYLENET_VGG16_WEIGHTS")
+    # Named by the config (or --weights), the file alone is named.
+    monkeypatch.delenv("STYLENET_VGG16_WEIGHTS")
+    with pytest.raises(WeightsFileError, match=r"truncated\.safetensors: not a readable") as err:
+        VGG16Features(["relu1_1"], weights=truncated)
+    assert "STYLENET" not in str(err.value)
+
+
+def test_a_broken_cache_file_says_how_to_fill_it_again(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("STYLENET_VGG16_WEIGHTS", raising=False)
+    monkeypatch.setenv("STYLENET_CACHE", str(tmp_path))
+    cached_weights_path("vgg16").write_bytes(b"half a download")
+    with pytest.raises(WeightsFileError, match="stylenet-weights --arch vgg16 --force"):
         VGG16Features(["relu1_1"])
 
 

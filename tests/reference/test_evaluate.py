@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+import stylenet.reference.evaluate as evaluate_module
 from stylenet.errors import ConfigError
 from stylenet.inference.model_file import save_model
 from stylenet.io.images import load_image
@@ -88,3 +89,18 @@ def test_a_model_without_recorded_style_needs_one(tmp_path, photo_dir, vgg16_wei
     save_model(TransformerNet(base_channels=8, num_residual_blocks=1), path)
     with pytest.raises(ConfigError, match="--style"):
         training_loss(path)
+
+
+def test_a_missing_content_or_an_output_file_is_refused_before_any_work(
+    model_file, photo_dir, tmp_path, monkeypatch
+) -> None:
+    def no_work(*args: object, **kwargs: object) -> None:
+        raise AssertionError("refused too late: the model was loaded")
+
+    monkeypatch.setattr(evaluate_module, "load", no_work)
+    # Issue 16: a missing folder was an OSError (exit 1) where an empty one is a ConfigError.
+    with pytest.raises(ConfigError, match=r"content .*missing: no such file or folder"):
+        evaluate(model_file, tmp_path / "missing", tmp_path / "eval")
+    (tmp_path / "notes.txt").write_text("a file")
+    with pytest.raises(ConfigError, match=r"output folder .*notes\.txt is a file"):
+        evaluate(model_file, photo_dir, tmp_path / "notes.txt")

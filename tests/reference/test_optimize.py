@@ -10,9 +10,22 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+import stylenet.reference.optimize as optimize_module
 from stylenet.errors import ConfigError
 from stylenet.io.images import load_image_tensor
-from stylenet.reference.optimize import build_loss, optimize, optimize_image
+from stylenet.losses import VGGFeatures
+from stylenet.losses.vgg_weights import WeightsFileError
+from stylenet.reference.optimize import (
+    DEFAULT_LR,
+    build_loss,
+    check_sizes,
+    learning_rate,
+    loss_config,
+    memory_needed,
+    min_side,
+    optimize,
+    optimize_image,
+)
 
 CONFIGS = Path(str(files("stylenet.configs")))
 
@@ -96,3 +109,57 @@ def test_vgg19_style_mode_uses_gatys_layers_and_lowers_the_loss(
     loss.set_style(style)
     result = optimize_image(loss, content, content=content, iterations=15, progress=False)
     assert result.history[-1]["total"] < 0.5 * result.history[0]["total"]
+
+
+# --- issue 16: sizes, rates and weight files refused before any work --------------------------
+
+
+@pytest.mark.parametrize(("net", "smallest"), [("vgg16", 8), ("vgg19", 16)])
+def test_min_side_is_the_smallest_image_the_loss_network_takes(net, smallest) -> None:
+    cfg = loss_config("style", net=net)
+    assert min_side(cfg) == smallest
+    with pytest.warns(UserWarning, match="RANDOMLY"):  # only the sizes matter here
+        vgg = VGGFeatures(
+            [*cfg["content_layers"], *cfg["style_layers"]], arch=net, weights="random"
+        )
+    vgg(torch.rand(1, 3, smallest, smallest))  # every layer has at least 1 px
+    with pytest.raises(RuntimeError, match="too small"):
+        vgg(torch.rand(1, 3, smallest - 1, smallest - 1))
+    with pytest.raises(
+        ConfigError, match=rf"\(64×{smallest - 1} px\) is too small .* {smallest} px"
+    ):
+        check_sizes(cfg, (smallest - 1, 64))  # (H, W): the short side counts
+    with pytest.raises(ConfigError, match=r"the style image \(2×64 px\).*raise --style-size"):
+        check_sizes(cfg, (64, 64), (64, 2))
+
+
+def test_a_size_whose_optimization_cannot_fit_is_refused_with_the_limit(monkeypatch) -> None:
+    cfg = loss_config("texture")
+    need = memory_needed(cfg, 1000, 1000)
+    assert memory_needed(cfg, 2000, 2000) == pytest.approx(4 * need, rel=1e-3)  # per pixel
+    assert memory_needed(cfg, 1000, 1000, optimizer="adam") < need  # no L-BFGS history
+    monkeypatch.setattr(optimize_module, "free_memory", lambda device: need // 4)
+    with pytest.raises(ConfigError) as err:
+        check_sizes(cfg, (1000, 1000))
+    assert "(1000×1000 px) needs about" in str(err.value)
+    assert "(lower --size to 500 px or less)" in str(err.value)  # a quarter of the pixels fit
+    check_sizes(cfg, (500, 500))
+
+
+def test_learning_rates_must_be_finite_and_positive_and_none_is_the_default() -> None:
+    assert learning_rate("lbfgs") == DEFAULT_LR["lbfgs"] == 1.0
+    assert learning_rate("adam", None) == DEFAULT_LR["adam"] == 0.02
+    assert learning_rate("adam", 0.5) == 0.5
+    for lr in (0.0, -1.0, math.nan, math.inf):  # 0 used to become the default (`lr or 0.02`)
+        with pytest.raises(ConfigError, match="lr must be a finite number > 0"):
+            learning_rate("adam", lr)
+    with pytest.warns(UserWarning, match="RANDOMLY"):
+        loss = build_loss("invert", vgg_weights="random")
+    with pytest.raises(ConfigError, match="lr must be"):
+        optimize_image(loss, torch.rand(1, 3, 8, 8), lr=0.0)
+
+
+def test_a_missing_weight_file_comes_out_of_hydra_as_itself(tmp_path) -> None:
+    missing = tmp_path / "nowhere.safetensors"
+    with pytest.raises(WeightsFileError, match=r"nowhere\.safetensors: no such file"):
+        build_loss("texture", vgg_weights=str(missing))
