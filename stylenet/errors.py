@@ -48,3 +48,23 @@ class FileReadError(StylenetError):
 
 class OutputExistsError(StylenetError, FileExistsError):
     """An output that already exists and was not to be replaced (``--overwrite`` replaces it)."""
+
+
+class FileWriteError(StylenetError, OSError):
+    """A file could not be written (a full disk, a read-only folder); the message names the
+    file and the system's reason. Nothing half-written is left under its name.
+
+    Attributes:
+        path: The file.
+        reason: The system's reason, in words (``no space left on device``).
+    """
+
+    exit_code = 1  # the work failed: the command had started
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{reason} writing {self.path}")
+
+    def __reduce__(self) -> tuple[type[FileWriteError], tuple[Path, str]]:
+        return (type(self), (self.path, self.reason))

@@ -3,6 +3,7 @@ read without unpickling code."""
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 from pathlib import Path
@@ -10,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from stylenet.errors import FileReadError
-from stylenet.io.files import atomic_path, atomic_write, torch_load
+from stylenet.errors import FileReadError, FileWriteError
+from stylenet.io.files import atomic_path, atomic_write, remove_temporaries, torch_load
 
 
 def test_atomic_write_creates_folders_and_refuses_to_overwrite(tmp_path: Path) -> None:
@@ -84,3 +85,33 @@ def test_file_read_errors_survive_pickling() -> None:
     err = pickle.loads(pickle.dumps(FileReadError("x/y.jpg", "truncated")))
     assert (err.path, err.reason) == (Path("x/y.jpg"), "truncated")
     assert str(err) == "cannot read file x/y.jpg: truncated"
+
+
+def test_a_refused_write_names_the_file_and_leaves_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "last.ckpt"
+    path.write_bytes(b"old")
+
+    def full_disk(fh) -> None:
+        # what torch.save does on a full disk: its own error, the system's in its context
+        fh.write(b"half")
+        try:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError:
+            raise RuntimeError("[enforce fail at inline_container.cc] unexpected pos") from None
+
+    with pytest.raises(FileWriteError) as info:
+        atomic_write(path, full_disk, overwrite=True)
+    assert str(info.value) == f"no space left on device writing {path}"
+    assert info.value.exit_code == 1
+    assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["last.ckpt"]
+
+
+def test_remove_temporaries_takes_only_what_a_killed_write_left(tmp_path: Path) -> None:
+    keep = [tmp_path / n for n in ("last.ckpt", ".notes.tmp", ".model.pt.0123456789ab.tmp")]
+    stale = [
+        tmp_path / n for n in (".last.ckpt.0123456789ab.tmp", ".step0000002.ckpt.abcdef012345.tmp")
+    ]
+    for path in keep + stale:
+        path.write_bytes(b"x")
+    assert sorted(remove_temporaries(tmp_path, "*.ckpt")) == sorted(stale)
+    assert sorted(tmp_path.iterdir()) == sorted(keep)
