@@ -16,13 +16,16 @@ import math
 import os
 import re
 import sys
+from pathlib import Path
+from typing import Any
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from stylenet.cli.common import EXIT_USAGE, exit_code
-from stylenet.errors import StylenetError
+from stylenet.errors import FileReadError, StylenetError
 from stylenet.training import resolvers
 from stylenet.training.inputs import check_inputs
 
@@ -56,6 +59,8 @@ def _user_error(err: Exception) -> tuple[str, int] | None:
     if isinstance(err, StylenetError):
         return str(err), exit_code(err)
     cause = err.__cause__
+    if isinstance(err, InstantiationException) and isinstance(cause, FileReadError):
+        return str(cause), exit_code(cause)  # it names its file: the config node adds nothing
     if isinstance(err, InstantiationException) and isinstance(
         cause, StylenetError | ValueError | TypeError
     ):
@@ -70,6 +75,8 @@ def hydra_main(cfg: DictConfig) -> float | None:
     _State.started = True
     try:
         check_inputs(cfg)  # a bad path fails here, before seconds of imports
+        if _rank() == 0:
+            _save_hydra_record(cfg)
         from stylenet.training.run import train  # Lightning, torchvision
 
         metrics = train(cfg)
@@ -87,6 +94,25 @@ def hydra_main(cfg: DictConfig) -> float | None:
         print(f"model:   {metrics['model_path']}", flush=True)
     value = metrics.get(cfg.get("optimized_metric") or "")
     return value if value is None or math.isfinite(value) else float("inf")
+
+
+def _save_hydra_record(cfg: DictConfig) -> None:
+    """Write ``.hydra/config.yaml``, ``hydra.yaml`` and ``overrides.yaml`` into the run folder,
+    as Hydra does with its ``output_subdir``, but only once `check_inputs` has accepted the run:
+    a rerun that is refused (a finished run without ``resume=auto``) leaves the record of the run
+    it would have overwritten untouched. Hydra writes them itself when the user sets
+    ``hydra.output_subdir``."""
+    hydra_cfg: Any = HydraConfig.instance().cfg  # {"hydra": HydraConf}
+    if hydra_cfg is None or hydra_cfg.hydra.output_subdir is not None:
+        return
+    folder = Path(hydra_cfg.hydra.runtime.output_dir) / ".hydra"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, node in (
+        ("config.yaml", cfg),
+        ("hydra.yaml", hydra_cfg),
+        ("overrides.yaml", hydra_cfg.hydra.overrides.task),
+    ):
+        (folder / name).write_text(OmegaConf.to_yaml(node), encoding="utf-8")
 
 
 def main() -> None:

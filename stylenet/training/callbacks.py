@@ -24,6 +24,7 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 
+from stylenet.errors import StylenetError
 from stylenet.inference.model_file import save_model
 from stylenet.models import TransformerNet
 from stylenet.reference.evaluate import evaluate_styles
@@ -52,7 +53,7 @@ class FinalCheckpoint(Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         callback = trainer.checkpoint_callback
         if isinstance(callback, ModelCheckpoint) and callback.dirpath and trainer.global_step > 0:
-            trainer.save_checkpoint(Path(callback.dirpath) / "last.ckpt")
+            trainer.save_checkpoint(Path(callback.dirpath) / "last.ckpt", weights_only=False)
 
 
 class ExportModel(Callback):
@@ -92,12 +93,17 @@ class ExportModel(Callback):
         if not trainer.is_global_zero:
             return
         assert isinstance(pl_module, StyleTransferModule)
-        if not isinstance(exception, TrainingDiverged):
-            self._export(pl_module.net, trainer.global_step)
-        elif exception.good_state is not None and exception.good_step is not None:
-            net = copy.deepcopy(pl_module.net).cpu()
-            net.load_state_dict(exception.good_state)
-            self._export(net, exception.good_step)
+        try:
+            if not isinstance(exception, TrainingDiverged):
+                self._export(pl_module.net, trainer.global_step)
+            elif exception.good_state is not None and exception.good_step is not None:
+                net = copy.deepcopy(pl_module.net).cpu()
+                net.load_state_dict(exception.good_state)
+                self._export(net, exception.good_step)
+        except (StylenetError, OSError) as err:
+            # The run's own error (a full disk, say) is the one to report; the checkpoints hold
+            # what was learned.
+            log.error("could not write %s: %s", self.path, err)
 
 
 class LogSkippedFiles(Callback):

@@ -115,6 +115,28 @@ class PhotoFolder(Dataset[Tensor]):
             left, top = (w - s) // 2, (h - s) // 2
         return img.crop((left, top, left + s, top + s))
 
+    def decode_one(self) -> None:
+        """Decode files in order until one succeeds; those that failed before it are marked
+        skipped (and logged), as in training.
+
+        Raises:
+            ImageReadError: None of them decodes (the first file's error; nothing is logged, the
+                error says it all).
+        """
+        failed: list[tuple[int, ImageReadError]] = []
+        for i in range(len(self.files)):
+            try:
+                load_image(self.files[i])
+            except ImageReadError as e:
+                failed.append((i, e))
+                continue
+            for j, error in failed:
+                self._mark_bad(j, error)
+            return
+        if not failed:
+            raise ImageReadError(self.files[0] if self.files else Path(), "no files")
+        raise failed[0][1]
+
     @property
     def skipped(self) -> set[Path]:
         """Files found unreadable so far, by any process using this dataset."""
@@ -214,6 +236,8 @@ class PhotoDataModule(pl.LightningDataModule):
         super().__init__()
         if batch_size < 1:
             raise ConfigError(f"batch_size must be positive, got {batch_size}")
+        if num_workers < 0:
+            raise ConfigError(f"num_workers must be >= 0, got {num_workers}")
         if prefetch_factor < 1:
             raise ConfigError(f"prefetch_factor must be positive, got {prefetch_factor}")
         if max_val_images is not None and max_val_images < 0:
@@ -276,6 +300,34 @@ class PhotoDataModule(pl.LightningDataModule):
             self.root,
             len(val_files),
         )
+
+    def check_readable(self) -> None:
+        """Fail now, not at the first step, when no training photo or no held-out photo decodes
+        (a folder of files that are not photos, say). Call after `setup`.
+
+        Raises:
+            ConfigError: Naming the setting, the folder and the first file's reason.
+        """
+        assert self.train_set is not None and self.val_set is not None, "call setup() first"
+        val_key = "data.val_root" if self.val_root else "data.root"
+        for key, dataset, kind in (
+            ("data.root", self.train_set, "training"),
+            (val_key, self.val_set, "held-out"),
+        ):
+            if not len(dataset):
+                continue
+            try:
+                dataset.decode_one()
+            except ImageReadError as e:
+                folder = self.val_root if key == "data.val_root" else self.root
+                held_out = key == "data.root" and kind == "held-out"
+                hint = (
+                    "; data.val_fraction holds them out: give data.val_root=DIR" if held_out else ""
+                )
+                raise ConfigError(
+                    f"{key}={folder}: none of its {len(dataset)} {kind} photos can be read "
+                    f"(first: {e.path.name}: {e.reason}){hint}"
+                ) from None
 
     def train_dataloader(self) -> DataLoader[Tensor]:
         assert self.train_set is not None, "call setup() first"

@@ -27,7 +27,7 @@ from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 from torch import Tensor
 
-from stylenet.errors import StylenetError
+from stylenet.errors import ConfigError, StylenetError
 from stylenet.training.checkpoints import set_aside_after
 
 log = logging.getLogger(__name__)
@@ -93,9 +93,9 @@ class DivergenceGuard(Callback):
 
     def __init__(self, factor: float | None = 5.0, patience: int = 50, window: int = 200) -> None:
         if factor is not None and not factor > 1:
-            raise ValueError(f"train.divergence.factor must be > 1 or null, got {factor}")
+            raise ConfigError(f"train.divergence.factor must be > 1 or null, got {factor}")
         if patience < 1 or window < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"train.divergence.patience and window must be >= 1, got {patience}, {window}"
             )
         self.factor = factor
@@ -215,4 +215,4 @@ class StopOnSignal(Callback):
     def _save(trainer: pl.Trainer) -> None:
         callback = trainer.checkpoint_callback
         if isinstance(callback, ModelCheckpoint) and callback.dirpath and trainer.global_step:
-            trainer.save_checkpoint(Path(callback.dirpath) / "last.ckpt")
+            trainer.save_checkpoint(Path(callback.dirpath) / "last.ckpt", weights_only=False)

@@ -39,7 +39,12 @@ from stylenet.training.checkpoints import (
 )
 from stylenet.training.data import PhotoDataModule
 from stylenet.training.faults import DivergenceGuard, StopOnSignal, TrainingInterrupted
-from stylenet.training.inputs import check_inputs, checkpoint_dir, resolve_styles
+from stylenet.training.inputs import (
+    check_checkpoint,
+    check_inputs,
+    checkpoint_dir,
+    resolve_styles,
+)
 from stylenet.training.loggers import keep_earlier_metrics
 from stylenet.training.module import StyleTransferModule
 
@@ -108,6 +113,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         datamodule.setup("fit")  # lists the photos: an empty folder fails here
     except ConfigError as err:
         raise ConfigError(f"data: {err}") from None
+    datamodule.check_readable()  # a folder of files that are not photos fails here
     # The frozen VGG is in eval mode on purpose (losses/vgg.py); Lightning warns about it.
     warnings.filterwarnings(
         "ignore", message=r".*module\(s\) in eval mode", module="pytorch_lightning"
@@ -226,6 +232,7 @@ def _resume_from(cfg: DictConfig) -> str | None:
     if found is None:
         log.info("resume=auto: no checkpoint in %s yet, starting from step 0", folder)
         return None
+    check_checkpoint(cfg, found, key="resume=auto: checkpoint")
     log.info("resume=auto: continuing from %s", found)
     return str(found)
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ import torch
 import yaml
 
 from stylenet.inference.model_file import load_model, read_metadata
-from tests.helpers import read_metrics, tiny_run_overrides
+from tests.helpers import PlantedCode, read_metrics, save_tiny_model, tiny_run_overrides
 
 TRAIN = [sys.executable, "-m", "stylenet.cli.train"]
 
@@ -61,6 +63,44 @@ ROWS: dict[str, tuple[list[str], str]] = {
         ["loss.style_weight=-1"],
         "loss.style_weight=-1: loss weights must be finite and >= 0",
     ),
+    "every training photo unreadable": (
+        ["data.root={tmp}/junk"],
+        "data.root={tmp}/junk: none of its 2 training photos can be read (first: ",
+    ),
+    "every held-out photo unreadable": (
+        ["data.val_root={tmp}/junk"],
+        "data.val_root={tmp}/junk: none of its 2 held-out photos can be read (first: ",
+    ),
+    "crop not a multiple of 4": (
+        ["data.image_size=62"],
+        "data.image_size=62: training crops must be a multiple of 4",
+    ),
+    "negative num_workers": (["data.num_workers=-1"], "data.num_workers=-1: must be at least 0"),
+    "no steps": (["trainer.max_steps=0"], "trainer.max_steps=0: nothing would be trained"),
+    "divergence factor not above 1": (
+        ["train.divergence.factor=0.5"],
+        "train.divergence.factor=0.5: must be > 1",
+    ),
+    "seed not a number": (["seed=abc"], "seed=abc: not an integer"),
+    "negative learning rate": (["optimizer.lr=-1"], "optimizer.lr=-1: a learning rate must be"),
+    "VGG weights file missing": (
+        ["$STYLENET_VGG16_WEIGHTS={tmp}/none.safetensors"],
+        "cannot read VGG weights {tmp}/none.safetensors: no such file; the path comes from "
+        "STYLENET_VGG16_WEIGHTS",
+    ),
+    "ckpt_path is a model file": (
+        ["ckpt_path={tmp}/model.pt"],
+        "ckpt_path={tmp}/model.pt: a stylenet model file, not a training checkpoint",
+    ),
+    "ckpt_path of another network": (
+        ["ckpt_path={tmp}/small.ckpt"],
+        "ckpt_path={tmp}/small.ckpt: a checkpoint of another network (model.base_channels: 16 "
+        "in the checkpoint, 32 here; model.num_residual_blocks: 3 in the checkpoint, 5 here)",
+    ),
+    "ckpt_path holds pickled code": (
+        ["ckpt_path={tmp}/planted.ckpt"],
+        "ckpt_path={tmp}/planted.ckpt: it holds a pickled posix.system; stylenet loads tensors",
+    ),
     "unknown config key": (["trainer.max_step=5"], "Could not override 'trainer.max_step'"),
 }
 
@@ -75,17 +115,28 @@ def rows(
     (tmp / "cut.png").write_bytes(style_path.read_bytes()[:400])
     torch.save({"state_dict": {"net.w": torch.zeros(4096)}}, tmp / "whole.ckpt")
     (tmp / "cut.ckpt").write_bytes((tmp / "whole.ckpt").read_bytes()[:2000])
+    (tmp / "junk").mkdir()
+    for i in range(3):
+        (tmp / "junk" / f"photo{i}.jpg").write_text("not a photo")
+    save_tiny_model(tmp)
+    small = {"base_channels": 16, "num_residual_blocks": 3}  # model=small's
+    torch.save(
+        {"state_dict": {}, "global_step": 3, "loops": {}, "stylenet": {"config": small}},
+        tmp / "small.ckpt",
+    )
+    torch.save({"global_step": 3, "state_dict": PlantedCode(tmp / "ran")}, tmp / "planted.ckpt")
     fill = {"tmp": str(tmp)}
     procs = {}
     for name, (overrides, expected) in ROWS.items():
         base = tiny_run_overrides(style_path, photo_dir)
         keys = {o.split("=", 1)[0] for o in overrides}
         args = [o for o in base if o.split("=", 1)[0] not in keys | {k[1:] for k in keys}]
-        args += [o.format(**fill) for o in overrides if not o.startswith("-")]
+        args += [o.format(**fill) for o in overrides if o[0] not in "-$"]
         args += ["logger=none", f"hydra.run.dir={tmp}/run-{len(procs)}"]
+        env = dict(o[1:].format(**fill).split("=", 1) for o in overrides if o[0] == "$")
         proc = subprocess.Popen(
             [*TRAIN, *args],
-            env=user_env(),
+            env={**user_env(), **env},
             text=True,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -95,6 +146,7 @@ def rows(
     for name, (proc, args, expected) in procs.items():
         out, err = proc.communicate(timeout=600)
         done[name] = (subprocess.CompletedProcess(args, proc.returncode, out, err), expected)
+    assert not (tmp / "ran").exists(), "a planted checkpoint ran its code"
     return done
 
 
@@ -116,6 +168,86 @@ def test_a_config_hydra_cannot_compose_exits_2_with_hydras_message(rows) -> None
     proc, expected = rows["unknown config key"]
     assert proc.returncode == 2
     assert expected in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _without_file_permission_override() -> list[str]:
+    """A command prefix under which permission bits apply to this user: none for an ordinary
+    user; for root, Linux's setpriv dropping the capabilities that let root read any folder."""
+    if os.geteuid() != 0:
+        return []
+    caps = "-dac_override,-dac_read_search"
+    prefix = ["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}"]
+    try:
+        probe = subprocess.run([*prefix, "true"], capture_output=True, timeout=30)
+    except FileNotFoundError:
+        pytest.skip("running as root without setpriv: permission bits do not apply")
+    if probe.returncode:
+        pytest.skip(f"running as root and setpriv cannot drop capabilities: {probe.stderr!r}")
+    return prefix
+
+
+def test_a_photo_folder_that_cannot_be_read_is_named(tmp_path, photo_dir, style_path) -> None:
+    photos = tmp_path / "photos"
+    shutil.copytree(photo_dir, photos)
+    prefix = _without_file_permission_override()
+    args = [*tiny_run_overrides(style_path, photos), "logger=none", f"hydra.run.dir={tmp_path}/r"]
+    photos.chmod(0)
+    try:
+        proc = subprocess.run(
+            [*prefix, *TRAIN, *args],
+            capture_output=True,
+            text=True,
+            env=user_env(),
+            timeout=600,
+        )
+    finally:
+        photos.chmod(0o755)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    [line] = error_lines(proc.stderr)
+    assert line == f"stylenet-train: cannot read folder {photos}: permission denied"
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MB filesystem (tmpfs), too small for one checkpoint of model=small (3 MB)."""
+    folder = tmp_path / "small-disk"
+    folder.mkdir()
+    try:
+        mounted = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except FileNotFoundError:
+        pytest.skip("no mount command")
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True, timeout=30)
+
+
+@pytest.mark.slow
+def test_a_full_disk_is_one_line_and_leaves_no_partial_checkpoint(
+    tmp_path: Path, small_disk: Path, photo_dir, style_path
+) -> None:
+    run_dir = tmp_path / "run"
+    cmd = [
+        *TRAIN,
+        *tiny_run_overrides(style_path, photo_dir, steps=4),
+        "loss.vgg.weights=random",
+        "model=small",
+        "logger=none",
+        f"callbacks.model_checkpoint.dirpath={small_disk}",
+        f"hydra.run.dir={run_dir}",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=user_env(), timeout=600)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    [line] = [line for line in proc.stderr.splitlines() if line.startswith("stylenet-train:")]
+    assert line == f"stylenet-train: no space left on device writing {small_disk}/step0000002.ckpt"
+    assert list(small_disk.iterdir()) == []  # no half-written checkpoint, no temporary file
+    assert _model_step(run_dir / "model.pt") == 2  # what was learned is on the other disk
 
 
 def test_debug_shows_the_traceback(tmp_path: Path, photo_dir: Path) -> None:
@@ -269,12 +401,34 @@ def test_sigkill_then_resume_auto_loses_at_most_one_checkpoint_interval(
     proc.kill()
     proc.communicate(timeout=60)
     newest = max(_step(p) for p in ckpts.glob("*.ckpt"))
+    # What a kill -9 during a checkpoint write leaves, and a file planted by someone else: one
+    # that claims the newest step and runs code when unpickled.
+    stale = ckpts / ".last.ckpt.0123456789ab.tmp"
+    stale.write_bytes(b"PK\x03\x04 half a checkpoint")
+    marker = tmp_path / "code-ran"
+    torch.save({"global_step": 10**6, "x": PlantedCode(marker)}, ckpts / "step9999999.ckpt")
+    record = {p.name: p.read_bytes() for p in (run_dir / ".hydra").iterdir()}
+    assert set(record) == {"config.yaml", "hydra.yaml", "overrides.yaml"}
 
-    # The same command again refuses to reuse the folder; with resume=auto it continues.
+    # The same command again refuses to reuse the folder, and leaves its record as it was.
     again = subprocess.run(
-        cmd, cwd=tmp_path, env=user_env(), capture_output=True, text=True, timeout=300
+        [*cmd, "seed=1"], cwd=tmp_path, env=user_env(), capture_output=True, text=True, timeout=300
     )
     assert again.returncode == 2 and "resume=auto continues it" in again.stderr
+    assert {p.name: p.read_bytes() for p in (run_dir / ".hydra").iterdir()} == record
+    # Continuing with another network is refused by name, before anything is built.
+    other = subprocess.run(
+        [*cmd, "resume=auto", "model=johnson"],
+        cwd=tmp_path,
+        env=user_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert other.returncode == 2, other.stderr[-3000:]
+    [line] = [line for line in other.stderr.splitlines() if line.startswith("stylenet-train:")]
+    assert "a checkpoint of another network (model.base_channels: 16 in the checkpoint, 32" in line
+    # With resume=auto it continues.
     resumed = subprocess.run(
         [*cmd, "resume=auto"],
         cwd=tmp_path,
@@ -284,8 +438,14 @@ def test_sigkill_then_resume_auto_loses_at_most_one_checkpoint_interval(
         timeout=600,
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert not marker.exists(), "resume=auto ran the code in a planted checkpoint"
+    # (log lines go to stdout, as Hydra configures them)
+    assert "resume: ignoring cannot read file" in resumed.stdout
+    assert "step9999999.ckpt: it holds a pickled posix.system" in resumed.stdout
     assert f"resume=auto: continuing from {ckpts}" in resumed.stdout
+    assert not stale.exists()
     assert _step(ckpts / "last.ckpt") == 40 and _model_step(run_dir / "model.pt") == 40
+    assert not list(ckpts.glob("last-v*.ckpt"))  # one last.ckpt
     # Adam's own step counter went on from the checkpoint (optimizer state restored).
     ckpt = torch.load(ckpts / "last.ckpt", weights_only=False)
     assert int(ckpt["optimizer_states"][0]["state"][0]["step"]) == 40

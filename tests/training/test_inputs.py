@@ -40,7 +40,7 @@ def test_bad_inputs_fail_before_training_naming_the_setting(
         ("loss.tv_weight=nan", r"^loss.tv_weight=nan: loss weights must be finite"),
         ("loss.content_weight=inf", r"^loss.content_weight=inf: "),
         ("loss.style_layers.relu2_2=-0.5", r"^loss.style_layers.relu2_2=-0.5: "),
-        ("optimizer.lr=0", r"^optimizer.lr=0: nothing would be learned"),
+        ("optimizer.lr=0", r"^optimizer.lr=0: a learning rate must be finite and > 0"),
         ("optimizer.lr=-1e-3", r"^optimizer.lr=-0.001: "),
         ("resume=yes", r"^resume=yes: expected auto"),
         ("ckpt_path=x.ckpt resume=auto", r"resume=auto or ckpt_path=\.\.\., not both"),
