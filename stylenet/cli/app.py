@@ -8,22 +8,31 @@ Pick a model (every model file in the files and folders given), a style of a mul
 localhost or HTTPS), strength and preserve-colour; press Stylize, download the result. A photo
 too large for the free memory is stylized in tiles. Needs the ``app`` extra (gradio).
 
-The page's work is plain functions (`find_models`, `Models`, `style_choice`, `stylize_photo`);
-`build_app` only wires them to gradio, which is imported there and nowhere else.
+The page is open to whoever reaches it: a photo over `MAX_PIXELS` is refused from its header,
+`CONCURRENCY` photos are stylized at once (so one large photo does not hold up everyone else),
+uploads and results are deleted after `KEEP_FILES` seconds, and model menu labels never show the
+server's paths.
+
+The page's work is plain functions (`find_models`, `Models`, `style_choice`, `stylize_photo`,
+`remove_old_results`); `build_app` only wires them to gradio, which is imported there and nowhere
+else.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections import OrderedDict
-from collections.abc import Callable, Sequence
+import weakref
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -33,13 +42,13 @@ import torch
 from PIL import Image
 
 from stylenet.cli.common import EPILOG, EXIT_OK, ArgumentParser, at_least, report, run
-from stylenet.errors import ConfigError, StylenetError
+from stylenet.errors import ConfigError, FileReadError, StylenetError
 from stylenet.inference import tiling
-from stylenet.inference.api import Stylizer, check_size, load
+from stylenet.inference.api import InputImageError, Stylizer, check_size, load
 from stylenet.inference.batch import fit_size
 from stylenet.inference.color import check_strength
 from stylenet.inference.model_file import ModelFileError, detect_format
-from stylenet.io.images import ImageReadError, load_image, save_image
+from stylenet.io.images import image_size, load_image, save_image
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -54,6 +63,18 @@ MODEL_SUFFIXES = (".pt", ".pth", ".onnx")
 CHECKPOINT_SUFFIXES = (".ckpt",)
 # Models kept loaded at once (a 32-channel model is 7 MB of weights; the bound is for big ones).
 MAX_LOADED = 4
+# Largest photo taken, in pixels: above an 8000×6000 (48 MP) photo, the largest phones take, which
+# is stylized in tiles in 1.65 GiB and about 3 min on 2 CPU cores (README, "Large images"); a
+# 12 KB PNG that declares 100 MP is refused from its header instead of holding a worker.
+MAX_PIXELS = 50_000_000
+# Photos stylized at once: a second visitor's photo is answered while one large photo is tiled.
+# Each one costs the memory of its photo (above), so more only split the same device.
+CONCURRENCY = 2
+# Seconds uploads and results are kept (gradio's cache and the app's own result files): a result
+# stays downloadable for an hour, and a server left running does not fill its disk.
+KEEP_FILES = 3600
+# Each result is written to its own folder, named so, inside the results folder.
+RESULT_PREFIX = "result-"
 INSTALL_HINT = "pip install 'stylenet[app]'"
 
 
@@ -62,27 +83,27 @@ def find_models(paths: Sequence[str | os.PathLike[str]]) -> dict[str, Path]:
 
     A file is taken as it is; a folder is searched recursively (hidden folders skipped) for
     ``*.pt``, ``*.pth`` and ``*.onnx`` files whose content is a stylenet model, or, where it holds
-    none, for Lightning checkpoints (``*.ckpt``). Labels are the paths as given, and relative to
-    the folder for files found in one.
+    none, for Lightning checkpoints (``*.ckpt``). Labels never show the server's paths (every
+    visitor reads them): a file's name, or its path relative to the folder it was found in, with
+    as many of its parent folders in front as it takes to tell models apart.
 
     Raises:
         ConfigError: A path that does not exist, or no model anywhere.
         ModelFileError: A file given by name that is not a model stylenet reads.
     """
-    found: dict[str, Path] = {}
+    found: dict[Path, int] = {}  # model file -> parts its label has at least
 
-    def add(label: str, path: Path) -> None:
-        if any(p.resolve() == path.resolve() for p in found.values()):
-            return  # a file named and also found in a folder: offered once
-        found[label if label not in found else str(path.resolve())] = path
+    def add(path: Path, parts: int) -> None:
+        if all(p.resolve() != path.resolve() for p in found):  # named and in a folder: once
+            found[path] = parts
 
     for given in map(Path, paths):
         if given.is_file():
             detect_format(given)  # raises ModelFileError: it was asked for by name
-            add(str(given), given)
+            add(given, 1)
         elif given.is_dir():
             for path in _models_in(given):
-                add(str(path.relative_to(given)), path)
+                add(path, len(path.relative_to(given).parts))
         else:
             raise ConfigError(f"{given}: no such file or folder")
     if not found:
@@ -91,7 +112,33 @@ def find_models(paths: Sequence[str | os.PathLike[str]]) -> dict[str, Path]:
             f"no model files in {where}: give model files (model.pt, .ckpt, .torchscript.pt, "
             ".onnx) or folders that hold them"
         )
-    return found
+    return dict(zip(_unique_tails(found), found, strict=True))
+
+
+def _unique_tails(files: dict[Path, int]) -> list[str]:
+    """A label per file: its last `n` path parts, lengthened (never to the root) while another
+    label is the same or ends with it (``model.pt`` beside ``a/model.pt``); a number tells apart
+    the rest (files on different drives)."""
+    parts = [Path(os.path.abspath(f)).parts[1:] for f in files]
+    sizes = list(files.values())
+    while True:
+        labels = ["/".join(p[-n:]) for p, n in zip(parts, sizes, strict=True)]
+        grow = [
+            i
+            for i, label in enumerate(labels)
+            if sizes[i] < len(parts[i])
+            and any(o == label or o.endswith(f"/{label}") for o in labels[:i] + labels[i + 1 :])
+        ]
+        if not grow:
+            break
+        for i in grow:
+            sizes[i] += 1
+    seen: Counter[str] = Counter()
+    for i, label in enumerate(labels):
+        seen[label] += 1
+        if seen[label] > 1:
+            labels[i] = f"{label} ({seen[label]})"
+    return labels
 
 
 def _models_in(folder: Path) -> list[Path]:
@@ -123,6 +170,10 @@ def _models_in(folder: Path) -> list[Path]:
 class Models:
     """The models on offer, each loaded on first use and kept (the `max_loaded` last used).
 
+    A photo is stylized with a model borrowed for it alone (`borrow`): tiling patches the
+    network's instance norms in place (`tiling.instance_norm_stats`), so two photos stylized at
+    once never share one network; a second copy is loaded when the first is in use.
+
     Args:
         files: {label: model file}, from `find_models`.
         device: Where the models run; None: CUDA, else MPS, else the CPU.
@@ -135,7 +186,7 @@ class Models:
         self.files = dict(files)
         self.device = device
         self.max_loaded = max_loaded
-        self._loaded: OrderedDict[str, Stylizer] = OrderedDict()
+        self._idle: OrderedDict[str, list[Stylizer]] = OrderedDict()  # least recently used first
         self._lock = threading.Lock()  # the page's events run in threads
 
     @property
@@ -143,7 +194,19 @@ class Models:
         return list(self.files)
 
     def get(self, label: str) -> Stylizer:
-        """The model offered as `label`, loaded once.
+        """The model offered as `label`, loaded once: to read its styles and backend (to stylize
+        with it, `borrow` it).
+
+        Raises:
+            ConfigError: No model has this label.
+            ModelFileError: The file cannot be loaded.
+        """
+        with self.borrow(label) as stylizer:
+            return stylizer
+
+    @contextlib.contextmanager
+    def borrow(self, label: str) -> Iterator[Stylizer]:
+        """The model offered as `label`, for the caller alone inside the ``with`` block.
 
         Raises:
             ConfigError: No model has this label.
@@ -152,19 +215,25 @@ class Models:
         if label not in self.files:
             raise ConfigError(f"no model {label!r}; the models are {', '.join(self.files)}")
         with self._lock:
-            if label not in self._loaded:
-                self._loaded[label] = load(self.files[label], device=self.device)
-                while len(self._loaded) > self.max_loaded:
-                    self._loaded.popitem(last=False)
-            self._loaded.move_to_end(label)
-            return self._loaded[label]
+            idle = self._idle.get(label)
+            stylizer = idle.pop() if idle else None
+        if stylizer is None:
+            stylizer = load(self.files[label], device=self.device)
+        try:
+            yield stylizer
+        finally:
+            with self._lock:
+                self._idle.setdefault(label, []).append(stylizer)
+                self._idle.move_to_end(label)
+                while len(self._idle) > self.max_loaded:
+                    self._idle.popitem(last=False)
 
     def describe(self, label: str) -> str:
         """One line on the model: its styles, backend and device."""
         stylizer = self.get(label)
         styles = stylizer.styles
         kind = f"{len(styles)} styles ({', '.join(styles)})" if styles else "one style"
-        return f"{self.files[label]}: {kind}; {stylizer.backend.name} on {stylizer.device}"
+        return f"{label}: {kind}; {stylizer.backend.name} on {stylizer.device}"
 
 
 def style_choice(styles: Sequence[str], chosen: Sequence[str] | None) -> dict[str, Any]:
@@ -203,6 +272,7 @@ def stylize_photo(
     preserve_color: bool = False,
     max_side: int | None = None,
     tile: int | None = None,
+    max_pixels: int | None = MAX_PIXELS,
     progress: Callable[[float, str], None] | None = None,
 ) -> Result:
     """Stylize one photo as the page asks: resized to `max_side` first (None or 0: as it is),
@@ -216,12 +286,15 @@ def stylize_photo(
         preserve_color: Keep the photo's colours (luminance-only transfer).
         max_side: Downscale so the long side is at most this many pixels.
         tile: Always tile, in tiles of this many pixels.
+        max_pixels: Refuse a photo of more pixels (as given, before `max_side`), a file from its
+            header before it is decoded; None: any size.
         progress: Called with (fraction done, what is happening).
 
     Raises:
         ImageReadError: The file is not an image Pillow can read.
-        InputImageError: A side under 8 px (after `max_side`).
-        ConfigError: A bad strength or style, or tiling that the model's format cannot do.
+        InputImageError: A side under 8 px (after `max_side`), or more than `max_pixels`.
+        ConfigError: A bad strength, max side or style, or tiling that the model's format
+            cannot do.
     """
 
     def step(fraction: float, what: str) -> None:
@@ -229,7 +302,11 @@ def stylize_photo(
             progress(fraction, what)
 
     check_strength(strength)
+    if max_side is not None and max_side < 0:
+        raise ConfigError(f"max side must be 0 (full size) or more, got {max_side}")
     choice = style_choice(stylizer.styles, styles)
+    if max_pixels is not None:
+        _check_pixels(photo, max_pixels)
     image = photo if isinstance(photo, Image.Image) else load_image(photo)
     original = image.size
     if (size := fit_size(image.size, max_side=max_side or None)) != image.size:
@@ -260,6 +337,37 @@ def stylize_photo(
     return Result(out, "; ".join(parts), tiled, seconds)
 
 
+def _check_pixels(photo: Image.Image | str | os.PathLike[str], max_pixels: int) -> None:
+    """Refuse a photo of more than `max_pixels`; a file is measured by its header alone
+    (`image_size`), so a small file that declares a huge image costs nothing.
+
+    Raises:
+        InputImageError: Too many pixels.
+        ImageReadError: The file is not an image (or past Pillow's own bomb limit).
+    """
+    if isinstance(photo, Image.Image):
+        (w, h), name = photo.size, "the photo"
+    else:
+        (w, h), name = image_size(photo), Path(photo).name
+    if w * h > max_pixels:
+        raise InputImageError(
+            f"{name} is {w}×{h} px ({w * h / 1e6:.0f} MP): this page takes photos of up to "
+            f"{max_pixels / 1e6:g} MP; shrink it first"
+        )
+
+
+def remove_old_results(folder: Path, age: float) -> None:
+    """Delete the results (``result-*`` folders) in `folder` written more than `age` seconds
+    ago; nothing else in it is touched."""
+    cutoff = time.time() - age
+    for entry in folder.glob(f"{RESULT_PREFIX}*"):
+        try:
+            if entry.is_dir() and entry.stat().st_mtime < cutoff:
+                shutil.rmtree(entry)
+        except FileNotFoundError:  # removed meanwhile, by the sweep of a concurrent request
+            continue
+
+
 def output_name(photo: str | os.PathLike[str], choice: Sequence[str] | None) -> str:
     """The download's file name: the photo's stem and the styles, as JPEG for a JPEG photo,
     else PNG (lossless, like the photo)."""
@@ -270,10 +378,10 @@ def output_name(photo: str | os.PathLike[str], choice: Sequence[str] | None) -> 
 
 
 def user_message(err: BaseException) -> str:
-    """The page's one-line message for a user error; an uploaded photo is named by its file name,
-    not by the server's temporary path."""
-    if isinstance(err, ImageReadError):
-        return f"cannot read image {err.path.name}: {err.reason}"
+    """The page's one-line message for a user error; a file (an uploaded photo, a model) is named
+    by its file name, not by its path on the server."""
+    if isinstance(err, FileReadError):
+        return f"cannot read {err.kind} {err.path.name}: {err.reason}"
     if isinstance(err, torch.OutOfMemoryError):
         return "out of memory for this photo: set a smaller max side"
     return str(err) or type(err).__name__
@@ -288,30 +396,49 @@ def import_gradio() -> ModuleType:
     return gradio
 
 
-def lenient_preprocess(image: gr.Image) -> gr.Image:
-    """Leave the verdict on an uploaded file to stylenet's image loader: gradio opens an upload
-    with Pillow first, and a file that is no image would fail there with a bare "Error" instead
-    of the loader's message. (Patched on the instance: a subclass of a gradio component makes
-    gradio write a .pyi stub beside this module.)"""
-    strict = image.preprocess
+def defer_checks(component: gr.components.Component) -> gr.components.Component:
+    """Leave the verdict on an input to stylenet's own checks, which say in one line what is
+    wrong: gradio's preprocessing refuses an upload Pillow cannot open with a bare "Error", and a
+    value out of a slider's range or a menu's choices (sent through the API) with a traceback in
+    the server's log. (Patched on the instance: a subclass of a gradio component makes gradio
+    write a .pyi stub beside this module. An instance that gradio replaces, a menu whose choices
+    an event updates, loses the patch: give it ``allow_custom_value=True`` instead.)"""
+    gr = import_gradio()
+    strict = component.preprocess
 
     def preprocess(payload: Any) -> Any:
         try:
             return strict(payload)
-        except Exception:  # whatever Pillow raises; `load_image` says what is wrong
-            return getattr(payload, "path", None)
+        except Exception as err:
+            if (path := getattr(payload, "path", None)) is not None:
+                return path  # whatever Pillow raises; `load_image` says what is wrong
+            if isinstance(err, gr.Error):
+                return payload  # out of range, or no choice: `check_strength`, ... say so
+            raise
 
-    image.preprocess = preprocess  # type: ignore[method-assign]
-    return image
+    component.preprocess = preprocess  # type: ignore[method-assign]
+    return component
 
 
-def build_app(models: Models, *, tile: int | None = None, out_dir: Path | None = None) -> gr.Blocks:
+def build_app(
+    models: Models,
+    *,
+    tile: int | None = None,
+    out_dir: Path | None = None,
+    max_pixels: int | None = MAX_PIXELS,
+    concurrency: int = CONCURRENCY,
+    keep_files: int = KEEP_FILES,
+) -> gr.Blocks:
     """The page: model and style pickers, photo, controls, result, download and info line.
 
     Args:
         models: The models on offer.
         tile: Always tile, in tiles of this many pixels (None: only when memory is short).
-        out_dir: Where results are written for download (default: a temporary folder).
+        out_dir: Where results are written for download (default: a temporary folder, removed
+            with the page).
+        max_pixels: Refuse photos of more pixels (None: any size).
+        concurrency: Photos stylized at once.
+        keep_files: Seconds after which uploads and results are deleted.
     """
     gr = import_gradio()
     outputs = out_dir or Path(tempfile.mkdtemp(prefix="stylenet-app-"))
@@ -347,20 +474,23 @@ def build_app(models: Models, *, tile: int | None = None, out_dir: Path | None =
                     "first give a photo: upload, drop or paste one, or use the webcam"
                 )
             progress(0.0, desc="loading the model")
-            stylizer = models.get(label)
-            chosen = styles if stylizer.styles else []
-            result = stylize_photo(
-                stylizer,
-                photo,
-                styles=chosen,
-                strength=strength,
-                preserve_color=preserve_color,
-                max_side=int(max_side or 0) or None,
-                tile=tile,
-                progress=lambda f, what: progress(f, desc=what),
-            )
+            with models.borrow(label) as stylizer:
+                chosen = styles if stylizer.styles else []
+                result = stylize_photo(
+                    stylizer,
+                    photo,
+                    styles=chosen,
+                    strength=strength,
+                    preserve_color=preserve_color,
+                    max_side=int(max_side or 0) or None,
+                    tile=tile,
+                    max_pixels=max_pixels,
+                    progress=lambda f, what: progress(f, desc=what),
+                )
             progress(0.95, desc="saving")
-            path = outputs / uuid.uuid4().hex[:12] / output_name(photo, chosen)
+            # gradio serves a copy from its cache (deleted after `keep_files`); this one is ours.
+            remove_old_results(outputs, keep_files)
+            path = outputs / f"{RESULT_PREFIX}{uuid.uuid4().hex[:12]}" / output_name(photo, chosen)
             save_image(result.image, path)
         except user_errors as err:
             raise page_error(err) from None
@@ -375,7 +505,13 @@ def build_app(models: Models, *, tile: int | None = None, out_dir: Path | None =
     except user_errors as err:  # the page still opens; picking it shows the error
         about = user_message(err)
 
-    with gr.Blocks(title="stylenet: try a model", analytics_enabled=False) as demo:
+    with gr.Blocks(
+        title="stylenet: try a model",
+        analytics_enabled=False,
+        # (how often, age) in seconds: gradio deletes the uploads and the copies of results it
+        # serves once they are `keep_files` old, checking every quarter of that.
+        delete_cache=(max(1, keep_files // 4), keep_files),
+    ) as demo:
         gr.Markdown(
             "## stylenet: try a model\nFeed-forward style transfer (Johnson et al. 2016): pick a "
             "model, give a photo, press **Stylize**. Large photos are stylized in tiles."
@@ -388,6 +524,7 @@ def build_app(models: Models, *, tile: int | None = None, out_dir: Path | None =
                         first_styles,
                         value=first_styles[:1],
                         multiselect=True,
+                        allow_custom_value=True,  # the model judges (see `defer_checks`)
                         label="Style",
                         info="several: an equal blend",
                         visible=bool(first_styles),
@@ -400,7 +537,6 @@ def build_app(models: Models, *, tile: int | None = None, out_dir: Path | None =
                     label="Photo (upload, drop, paste or webcam)",
                     height=380,
                 )
-                lenient_preprocess(photo)
                 with gr.Row():
                     strength = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Strength")
                     preserve = gr.Checkbox(label="Preserve colours", value=False)
@@ -422,13 +558,19 @@ def build_app(models: Models, *, tile: int | None = None, out_dir: Path | None =
                 )
                 info = gr.Markdown(about)
                 download = gr.DownloadButton("Download", interactive=False)
+        inputs = [model, style, photo, strength, preserve, max_side]
+        for component in inputs:
+            defer_checks(component)
         model.change(pick_model, model, [style, info], api_name="model")
         button.click(
             stylize,
-            [model, style, photo, strength, preserve, max_side],
+            inputs,
             [result, download, info],
             api_name="stylize",
+            concurrency_limit=concurrency,
         )
+    if out_dir is None:  # the temporary folder goes with the page, or at exit
+        weakref.finalize(demo, shutil.rmtree, outputs, ignore_errors=True)
     return demo
 
 
@@ -461,12 +603,40 @@ def build_parser() -> ArgumentParser:
         type=at_least(64),
         help="always stylize in N-px tiles (default: only photos too large for the free memory)",
     )
+    p.add_argument(
+        "--max-pixels",
+        type=at_least(64),
+        default=MAX_PIXELS,
+        metavar="N",
+        help=f"refuse photos of more than N pixels, read from the file's header before it is "
+        f"decoded (default {MAX_PIXELS}, {MAX_PIXELS / 1e6:g} MP)",
+    )
+    p.add_argument(
+        "--concurrency",
+        type=at_least(1),
+        default=CONCURRENCY,
+        metavar="N",
+        help=f"photos stylized at once (default {CONCURRENCY}); more wait their turn",
+    )
+    p.add_argument(
+        "--keep-files",
+        type=at_least(1),
+        default=KEEP_FILES,
+        metavar="SECONDS",
+        help=f"delete uploads and results this many seconds old (default {KEEP_FILES})",
+    )
     return p
 
 
 def _serve(args: argparse.Namespace) -> int:
     models = Models(find_models(args.models), device=args.device)
-    demo = build_app(models, tile=args.tile)  # imports gradio, or says how to install it
+    demo = build_app(  # imports gradio, or says how to install it
+        models,
+        tile=args.tile,
+        max_pixels=args.max_pixels,
+        concurrency=args.concurrency,
+        keep_files=args.keep_files,
+    )
     print(f"{PROG}: {len(models.labels)} model(s): {', '.join(models.labels)}", flush=True)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share)
     return EXIT_OK

@@ -1,26 +1,41 @@
 """`stylenet-app`: model discovery, the stylize function behind the page and its errors, and the
-page itself served on a local port and called through gradio's own client."""
+page itself served on a local port and called through gradio's own client: its limits (pixels,
+photos at once, how long files are kept) and what its log shows of a user's error."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import socket
+import struct
 import subprocess
 import sys
+import threading
+import time
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+import stylenet.cli.app as app
 from stylenet.cli.app import (
+    CONCURRENCY,
+    KEEP_FILES,
+    MAX_PIXELS,
     Models,
     build_app,
+    build_parser,
     find_models,
     import_gradio,
     main,
     output_name,
+    remove_old_results,
     style_choice,
     stylize_photo,
     user_message,
@@ -32,6 +47,8 @@ from stylenet.io.images import ImageReadError, load_image
 from tests.helpers import REPO, photo, run_cli, save_tiny_model, save_tiny_multistyle_model
 
 NAMES = ["mosaic", "candy", "udnie"]
+# Issue 16: a PNG of 12 KB that decodes to 100 megapixels.
+BOMB = (10_000, 10_000)
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +75,25 @@ def _diff(a: Image.Image, b: Image.Image) -> float:
     return float(np.abs(np.asarray(a, np.float32) - np.asarray(b, np.float32)).mean())
 
 
+def _png(path: Path, width: int, height: int) -> Path:
+    """A valid, all-black 1-bit PNG of width×height px: a few KB that decode to width·height
+    pixels (Pillow: one byte each)."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    packer = zlib.compressobj(9)
+    row = bytes(1 + (width + 7) // 8)  # filter type 0, then 8 pixels a byte
+    data = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1-bit greyscale
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+    )
+    return path
+
+
 def test_find_models_in_folders_and_files(tmp_path: Path, model_path: str) -> None:
     runs = tmp_path / "runs"
     for run in ("a", "b"):
@@ -75,9 +111,11 @@ def test_find_models_in_folders_and_files(tmp_path: Path, model_path: str) -> No
     }
     # ... which are offered where a folder holds nothing else.
     assert list(find_models([runs / "a" / "checkpoints"])) == ["last.ckpt"]
-    # A file by name is labelled as given, and offered once even if a folder has it too.
+    # A file by name is labelled by its name (and its folder beside a/model.pt), and offered once
+    # even if a folder has it too.
     named = runs / "b" / "model.pt"
-    assert list(find_models([named, runs])) == [str(named), "a/model.pt"]
+    assert list(find_models([named, runs])) == ["b/model.pt", "a/model.pt"]
+    assert list(find_models([runs / "a" / "checkpoints" / "last.ckpt"])) == ["last.ckpt"]
 
     with pytest.raises(ConfigError, match=r"nope: no such file or folder"):
         find_models([tmp_path / "nope"])
@@ -86,6 +124,32 @@ def test_find_models_in_folders_and_files(tmp_path: Path, model_path: str) -> No
         find_models([tmp_path / "empty"])
     with pytest.raises(ModelFileError, match=r"notes.txt"):
         find_models([runs / "notes.txt"])
+
+
+def test_model_labels_never_show_the_servers_paths(tmp_path: Path, model_path: str) -> None:
+    run = tmp_path / "outputs" / "train" / "mosaic" / "2024-01-01_12-00-00"
+    for folder in (run, tmp_path / "x" / "runs" / "a", tmp_path / "y" / "runs" / "a"):
+        folder.mkdir(parents=True)
+        shutil.copy(model_path, folder / "model.pt")
+    given = [run / "model.pt", tmp_path / "x" / "runs", tmp_path / "y" / "runs"]
+    assert all(p.is_absolute() for p in given)
+    files = find_models(given)
+    # The shortest tails that tell the three model.pt files apart.
+    assert files == {
+        "2024-01-01_12-00-00/model.pt": run / "model.pt",
+        "x/runs/a/model.pt": tmp_path / "x" / "runs" / "a" / "model.pt",
+        "y/runs/a/model.pt": tmp_path / "y" / "runs" / "a" / "model.pt",
+    }
+    assert not any(str(tmp_path) in label or label.startswith("/") for label in files)
+    models = Models(files, device="cpu")
+    about = models.describe("x/runs/a/model.pt")
+    assert about.startswith("x/runs/a/model.pt: one style;") and str(tmp_path) not in about
+    # A model that cannot be loaded is named on the page by its file name, not its path.
+    broken = tmp_path / "x" / "runs" / "a" / "broken.pt"
+    broken.write_bytes(b"PK\x03\x04 not a zip")
+    with pytest.raises(ModelFileError) as err:
+        Models({"broken": broken}, device="cpu").get("broken")
+    assert user_message(err.value).startswith("cannot read model file broken.pt: ")
 
 
 def test_models_are_loaded_once_and_bounded(tmp_path: Path, model_path: str) -> None:
@@ -102,6 +166,15 @@ def test_models_are_loaded_once_and_bounded(tmp_path: Path, model_path: str) -> 
         models.get("z")
     with pytest.raises(ModelFileError, match=r"broken.pt"):
         models.get("broken")
+
+
+def test_models_lend_each_caller_its_own_network(model_path: str) -> None:
+    # Tiling patches a network's norms in place: two photos stylized at once need two copies.
+    models = Models({"x": Path(model_path)}, device="cpu")
+    with models.borrow("x") as first, models.borrow("x") as second:
+        assert first is not second and first.backend.net is not second.backend.net
+    with models.borrow("x") as again:
+        assert again in (first, second)  # both kept, neither loaded again
 
 
 def test_style_choice() -> None:
@@ -170,6 +243,40 @@ def test_stylize_photo_errors(tmp_path: Path, models) -> None:
     assert user_message(err.value).startswith("cannot read image broken.jpg: ")  # no temp path
     with pytest.raises(ConfigError, match="strength"):
         stylize_photo(one, tiny, strength=1.5)
+    with pytest.raises(ConfigError, match=r"max side must be 0 \(full size\) or more, got -3"):
+        stylize_photo(one, tiny, max_side=-3)
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # Pillow's, at 89 MP
+def test_stylize_photo_refuses_too_many_pixels_from_the_header(tmp_path: Path, models) -> None:
+    bomb = _png(tmp_path / "bomb.png", *BOMB)
+    assert bomb.stat().st_size < 20_000
+    start = time.perf_counter()
+    with pytest.raises(InputImageError) as err:
+        stylize_photo(models.get("one"), bomb)
+    assert time.perf_counter() - start < 1.0  # read from the header: 100 MP never decoded
+    assert str(err.value) == (
+        "bomb.png is 10000×10000 px (100 MP): this page takes photos of up to 50 MP; "
+        "shrink it first"
+    )
+    image = load_image(photo(tmp_path / "p.png", size=(90, 60)))
+    with pytest.raises(InputImageError, match=r"the photo is 90×60 px .* up to 0.001 MP"):
+        stylize_photo(models.get("one"), image, max_pixels=1000)
+    assert stylize_photo(models.get("one"), image, max_pixels=90 * 60).image.size == (90, 60)
+
+
+def test_remove_old_results(tmp_path: Path) -> None:
+    old, new = tmp_path / "result-old", tmp_path / "result-new"
+    other = tmp_path / "notes"  # not a result: never touched, however old
+    for folder in (old, new, other):
+        folder.mkdir()
+        (folder / "x.png").write_bytes(b"png")
+    hour_ago = time.time() - 3600
+    for path in (old, other):
+        os.utime(path, (hour_ago, hour_ago))
+    remove_old_results(tmp_path, 60)
+    assert not old.exists() and new.exists() and other.exists()
+    remove_old_results(tmp_path / "nothing yet", 60)  # results folder not made yet: fine
 
 
 def test_output_name_and_missing_gradio(monkeypatch, model_path: str) -> None:
@@ -181,6 +288,21 @@ def test_output_name_and_missing_gradio(monkeypatch, model_path: str) -> None:
         import_gradio()
     rc, _, err = run_cli(main, [model_path])
     assert rc == 2 and "stylenet-app needs gradio" in err and "stylenet[app]" in err
+
+
+def test_cli_options_for_the_page(capsys) -> None:
+    args = build_parser().parse_args([])
+    assert (args.max_pixels, args.concurrency, args.keep_files) == (
+        MAX_PIXELS,
+        CONCURRENCY,
+        KEEP_FILES,
+    )
+    args = build_parser().parse_args(["--max-pixels", "1000", "--concurrency", "4"])
+    assert (args.max_pixels, args.concurrency) == (1000, 4)
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["--concurrency", "0"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "argument --concurrency: must be at least 1, got 0" in err
 
 
 def test_cli_names_a_missing_path(tmp_path: Path) -> None:
@@ -201,16 +323,25 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.mark.filterwarnings("ignore:::gradio.queueing")  # gradio's own use of pandas
-def test_the_page_through_gradios_client(tmp_path: Path, models) -> None:
-    from gradio_client import Client, handle_file
-    from gradio_client.exceptions import AppError
+@contextlib.contextmanager
+def _served(demo: Any, **client_options: Any) -> Iterator[Any]:
+    """`demo` served on a free port of 127.0.0.1, and gradio's client for it."""
+    from gradio_client import Client
 
-    demo = build_app(models, out_dir=tmp_path / "out")
     port = _free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        yield Client(f"http://127.0.0.1:{port}/", verbose=False, **client_options)
+    finally:
+        demo.close()
+
+
+@pytest.mark.filterwarnings("ignore:::gradio.queueing")  # gradio's own use of pandas
+def test_the_page_through_gradios_client(tmp_path: Path, models) -> None:
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    with _served(build_app(models, out_dir=tmp_path / "out")) as client:
         picker, about = client.predict("multi", api_name="/model")
         assert [c[0] for c in picker["choices"]] == NAMES and picker["visible"]
         assert "3 styles (mosaic, candy, udnie)" in about
@@ -230,5 +361,103 @@ def test_the_page_through_gradios_client(tmp_path: Path, models) -> None:
             client.predict(
                 "one", [], handle_file(str(broken)), 1.0, False, None, api_name="/stylize"
             )
-    finally:
-        demo.close()
+
+
+@pytest.mark.filterwarnings("ignore:::gradio.queueing")
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # gradio opens it too
+def test_a_huge_photo_is_refused_from_its_header(tmp_path: Path, models) -> None:
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    bomb = handle_file(str(_png(tmp_path / "bomb.png", *BOMB)))
+    with _served(build_app(models, out_dir=tmp_path / "out")) as client:
+        start = time.perf_counter()
+        job = client.submit("one", [], bomb, 1.0, False, None, api_name="/stylize")
+        with pytest.raises(AppError, match=r"^bomb.png is 10000×10000 px \(100 MP\): this page "):
+            job.result(timeout=20)  # decoded and stylized, it would take minutes
+        assert time.perf_counter() - start < 10
+
+
+@pytest.mark.filterwarnings("ignore:::gradio.queueing")
+def test_a_slow_photo_holds_up_no_one(tmp_path: Path, models, monkeypatch) -> None:
+    from gradio_client import handle_file
+
+    # A photo whose stylization waits, inside the server, until the next photo's answer is back:
+    # it can only finish if two photos are stylized at once.
+    held, answered = threading.Event(), threading.Event()
+    stylize = app.stylize_photo
+
+    def slow(stylizer: Any, photo: Any, **options: Any) -> Any:
+        if Path(photo).name == "held.png":
+            held.set()
+            answered.wait(60)
+        return stylize(stylizer, photo, **options)
+
+    monkeypatch.setattr(app, "stylize_photo", slow)
+    first = handle_file(str(photo(tmp_path / "held.png", size=(40, 30))))
+    second = handle_file(str(photo(tmp_path / "next.png", size=(40, 30))))
+    with _served(build_app(models, out_dir=tmp_path / "out")) as client:
+        slow_job = client.submit("one", [], first, 1.0, False, None, api_name="/stylize")
+        assert held.wait(20)
+        try:
+            job = client.submit("one", [], second, 1.0, False, None, api_name="/stylize")
+            _, download, _ = job.result(timeout=20)  # one at a time: not before the first ends
+            assert Path(download["value"]).name == "next_styled.png"
+        finally:
+            answered.set()
+        _, download, _ = slow_job.result(timeout=20)
+        assert Path(download["value"]).name == "held_styled.png"
+
+
+@pytest.mark.filterwarnings("ignore:::gradio.queueing")
+def test_user_errors_are_one_line_in_the_servers_log(tmp_path: Path, models, capfd) -> None:
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    src = handle_file(str(photo(tmp_path / "p.png", size=(40, 30))))
+    refused = {  # through the API, past the page's slider, number field and menus
+        r"strength must be in \[0, 1\], got 5": ("one", [], src, 5, False, None),
+        r"max side must be 0 \(full size\) or more, got -3": ("one", [], src, 1.0, False, -3),
+        r"no model 'nope'; the models are one, multi": ("nope", [], src, 1.0, False, None),
+        r"no style 'nope' in this model; its styles are mosaic": (
+            "multi",
+            ["nope"],
+            src,
+            1,
+            False,
+            None,
+        ),
+    }
+    with _served(build_app(models, out_dir=tmp_path / "out")) as client:
+        capfd.readouterr()
+        for message, args in refused.items():
+            with pytest.raises(AppError, match=f"^{message}"):
+                client.predict(*args, api_name="/stylize")
+    err = capfd.readouterr().err
+    assert "Traceback" not in err
+    assert "stylenet-app: strength must be in [0, 1], got 5\n" in err
+    assert "stylenet-app: max side must be 0 (full size) or more, got -3\n" in err
+
+
+@pytest.mark.filterwarnings("ignore:::gradio.queueing")
+def test_uploads_and_results_are_deleted(tmp_path: Path, models) -> None:
+    from gradio_client import handle_file
+
+    assert build_app(models, out_dir=tmp_path / "a").delete_cache == (900, 3600)
+    out = tmp_path / "out"
+    demo = build_app(models, out_dir=out, keep_files=3)
+    assert demo.delete_cache == (1, 3)  # gradio checks every second for files 3 s old
+    src = handle_file(str(photo(tmp_path / "p.png", size=(40, 30))))
+    with _served(demo, download_files=False) as client:
+        styled, _, _ = client.predict("one", [], src, 1.0, False, None, api_name="/stylize")
+        cached = set().union(*demo.temp_file_sets)  # the upload and the result's copies
+        assert styled["path"] in cached and all(Path(f).is_file() for f in cached)
+        (first,) = out.iterdir()
+        deadline = time.monotonic() + 20
+        while any(Path(f).exists() for f in cached) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not any(Path(f).exists() for f in cached)
+        # The app's own copy goes when the next photo is stylized.
+        client.predict("one", [], src, 1.0, False, None, api_name="/stylize")
+        (second,) = out.iterdir()
+        assert second != first and second.name.startswith("result-")
