@@ -4,6 +4,6 @@ Importing it, as Hydra does to find the YAML files, registers the resolvers they
 (``${stylenet.mixed_precision:}``, ``${stylenet.run_name:...}``).
 """
 
-from stylenet.training.resolvers import register
+from stylenet.resolvers import register
 
 register()

@@ -146,7 +146,7 @@ def stylenet_step(overrides: list[str], device: torch.device) -> Step:
     from hydra.core.global_hydra import GlobalHydra
     from hydra.utils import instantiate
 
-    from stylenet.training import resolvers
+    from stylenet import resolvers
     from stylenet.training.module import StyleTransferModule
 
     resolvers.register()

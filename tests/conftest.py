@@ -17,7 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from stylenet.io.samples import package_photos, stained_glass
-from stylenet.losses.vgg_weights import WEIGHTS_ENVS
+from stylenet.weights.store import WEIGHTS_ENVS
 from tests.helpers import SHARED, ComposeTrain, save_tiny_model
 
 pytest_plugins = ["tests.vgg_files"]

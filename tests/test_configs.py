@@ -15,9 +15,9 @@ from omegaconf import OmegaConf
 from pytorch_lightning.callbacks import Callback
 
 from stylenet.models import TransformerNet
+from stylenet.resolvers import cpu_precision
 from stylenet.training.data import PhotoDataModule
 from stylenet.training.module import StyleTransferModule
-from stylenet.training.resolvers import cpu_precision
 from tests.helpers import SHARED, ComposeTrain
 
 CONFIGS = Path(str(files("stylenet.configs")))
@@ -282,3 +282,16 @@ def test_optimizer_is_a_partial(compose_train: ComposeTrain, tmp_path) -> None:
     assert isinstance(opt, torch.optim.Adam)
     assert opt.defaults["lr"] == pytest.approx(1e-3)
     assert OmegaConf.select(cfg, "scheduler") is None
+
+
+def test_the_configs_package_loads_no_stylenet_layer() -> None:
+    # reference/ reads configs/loss/*.yaml through importlib.resources, which imports the
+    # package: it must not drag the training layer (or any other) in with it.
+    code = (
+        "import sys, stylenet.configs\n"
+        "layers = ('cli', 'training', 'evaluation', 'reference', 'inference', 'losses', 'models')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[:2][-1] in layers"
+        " and m.startswith('stylenet.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

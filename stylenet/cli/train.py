@@ -24,9 +24,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
+from stylenet import resolvers
 from stylenet.cli.common import EXIT_USAGE, exit_code
 from stylenet.errors import FileReadError, StylenetError
-from stylenet.training import resolvers
 from stylenet.training.inputs import check_inputs
 
 PROG = "stylenet-train"

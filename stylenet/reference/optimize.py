@@ -37,7 +37,7 @@ from stylenet.inference.api import free_memory
 from stylenet.inference.backends import resolve_device
 from stylenet.losses import PerceptualLoss
 from stylenet.losses.vgg import LAYERS
-from stylenet.losses.vgg_weights import arch_label
+from stylenet.weights.store import arch_label
 
 MODES = ("style", "texture", "invert")
 # Inversion from noise settles the photo's overall brightness last (README, "The slow

@@ -25,9 +25,9 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 
 from stylenet.errors import StylenetError
+from stylenet.evaluation.evaluate import evaluate_styles
 from stylenet.inference.model_file import save_model
 from stylenet.models import TransformerNet
-from stylenet.reference.evaluate import evaluate_styles
 from stylenet.training.data import PhotoDataModule
 from stylenet.training.faults import TrainingDiverged
 from stylenet.training.loggers import log_model_file, log_report
@@ -123,7 +123,7 @@ class LogSkippedFiles(Callback):
 
 
 class EvaluateAtEnd(Callback):
-    """Run `stylenet.reference.evaluate` on the exported model after training, on rank 0, and
+    """Run `stylenet.evaluation.evaluate` on the exported model after training, on rank 0, and
     hand the report to the loggers. A failure is logged, never raised: the model is safe on disk.
 
     Args:

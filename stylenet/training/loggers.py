@@ -13,8 +13,8 @@ from typing import Any
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 from torch import Tensor
 
+from stylenet.evaluation.report import METRICS, TERMS, EvaluationReport
 from stylenet.io.images import tensor_to_pil
-from stylenet.reference.evaluate import METRICS, TERMS, EvaluationReport
 
 log = logging.getLogger(__name__)
 

@@ -20,11 +20,11 @@ from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.loggers import Logger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from stylenet import resolvers
 from stylenet.errors import ConfigError
 from stylenet.inference.model_file import load_model, read_metadata
 from stylenet.inference.styles import style_names
 from stylenet.models import TransformerNet
-from stylenet.training import resolvers
 from stylenet.training.callbacks import (
     EvaluateAtEnd,
     ExportModel,

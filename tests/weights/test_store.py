@@ -12,15 +12,15 @@ from safetensors.torch import load_file, save_file
 
 from stylenet.errors import StylenetError
 from stylenet.losses import VGG16Features
-from stylenet.losses.vgg_weights import (
+from stylenet.weights.store import (
     CAFFE,
     TORCHVISION,
     InputNormalization,
     WeightsFileError,
     WeightsUnavailableError,
-    _file_convention,
     cache_dir,
     cached_weights_path,
+    file_convention,
     load_features_state_dict,
     sanity_warnings,
     save_cache,
@@ -220,8 +220,8 @@ def test_a_vgg19_file_without_a_description_is_refused(tmp_path) -> None:
     path = tmp_path / "vgg19.pth"
     torch.save({}, path)
     with pytest.raises(ValueError, match=r"vgg19\.pth.*input_convention"):
-        _file_convention(path, "vgg19")
-    assert _file_convention(path, "vgg16") == TORCHVISION  # torchvision's layout and convention
+        file_convention(path, "vgg19")
+    assert file_convention(path, "vgg16") == TORCHVISION  # torchvision's layout and convention
 
 
 # --- the real weights (CI sets STYLENET_VGG16_WEIGHTS) ---------------------------------------
