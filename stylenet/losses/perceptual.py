@@ -1,22 +1,39 @@
 """The perceptual loss of Johnson et al. 2016: feature reconstruction (content) + style
-reconstruction (Gram matrices) + total variation (+ optional pixel loss), all measured by a frozen
-VGG-16."""
+reconstruction (Gram matrices) + total variation (+ optional pixel loss), the VGG terms measured
+by a frozen VGG-16. Each term is a module of `stylenet.losses.terms`; `PerceptualLoss` builds
+them, runs the VGG once for all of them and sums their weighted values."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from stylenet.errors import ConfigError
-from stylenet.losses import functional as LF
+from stylenet.losses.terms import (
+    TERM_NAMES,
+    ContentLoss,
+    LossTerm,
+    PixelLoss,
+    StyleLoss,
+    TermInputs,
+    TotalVariation,
+)
 from stylenet.losses.vgg import VGG16Features
+
+# In every loss dict, zero when off: the logs and reports of every run have these columns.
+_ALWAYS_RETURNED = (ContentLoss.name, StyleLoss.name)
 
 
 class PerceptualLoss(nn.Module):
-    """Weighted sum of content, style, TV and pixel losses.
+    """Weighted sum of named terms: content, style, TV and pixel (`stylenet.losses.terms`).
+
+    Only the terms with a weight > 0 (and, for content and style, at least one layer) are built
+    and computed. The VGG runs once on the output, for the layers of all of them, and once under
+    no_grad on the target, only as deep as the content layers; with no VGG term (a pixel/TV-only
+    loss) no VGG is built at all and `vgg` is None.
 
     Call `set_style` once with the style image (or `set_styles` with several, for a multi-style
     network); the Gram matrices of their features are stored as non-persistent buffers
@@ -32,10 +49,9 @@ class PerceptualLoss(nn.Module):
         pixel_weight: Weight of the pixel loss (0 disables it).
         vgg: The loss network, or a factory called with the list of needed layers
             (e.g. ``functools.partial(VGG16Features, weights=path)``); None builds a
-            `VGG16Features` with the default weight lookup.
+            `VGG16Features` with the default weight lookup. Neither is used when no term reads
+            VGG features.
     """
-
-    style_scales: Tensor  # (N,) buffer: per-style factors on style_weight
 
     def __init__(
         self,
@@ -63,23 +79,57 @@ class PerceptualLoss(nn.Module):
         self.tv_weight = float(tv_weight)
         self.pixel_weight = float(pixel_weight)
         weights = {
-            "content_weight": self.content_weight,
-            "style_weight": self.style_weight,
-            "tv_weight": self.tv_weight,
-            "pixel_weight": self.pixel_weight,
+            **{f"{name}_weight": value for name, value in self.term_weights.items()},
             **{f"style_layers.{k}": v for k, v in self.style_layers.items()},
         }
         for name, value in weights.items():
             if not math.isfinite(value) or value < 0:
                 raise ConfigError(f"{name}={value}: loss weights must be finite and >= 0")
-        needed = list(dict.fromkeys([*self.content_layers, *self.style_layers]))
-        if vgg is None:
-            vgg = VGG16Features(needed)
-        elif not isinstance(vgg, nn.Module):
-            vgg = vgg(layers=needed)
-        self.vgg = vgg
-        self._has_style = False
+
+        terms: list[LossTerm] = []
+        if self.content_weight and self.content_layers:
+            terms.append(ContentLoss(self.content_layers, self.content_weight))
+        if self.style_weight and self.style_layers:
+            terms.append(StyleLoss(self.style_layers, self.style_weight))
+        if self.tv_weight:
+            terms.append(TotalVariation(self.tv_weight))
+        if self.pixel_weight:
+            terms.append(PixelLoss(self.pixel_weight))
+        self.terms = nn.ModuleDict({term.name: term for term in terms})
+        # What the one VGG pass on the output, and the one on the target, return: ordered,
+        # de-duplicated layer names.
+        self.vgg_layers = list(dict.fromkeys(n for term in terms for n in term.layers))
+        self.vgg_target_layers = list(
+            dict.fromkeys(n for term in terms for n in term.target_layers)
+        )
+
+        self.vgg: nn.Module | None = None
+        if self.vgg_layers:
+            if vgg is None:
+                vgg = VGG16Features(self.vgg_layers)
+            elif not isinstance(vgg, nn.Module):
+                vgg = vgg(layers=self.vgg_layers)
+            self.vgg = vgg
         self.num_styles = 0
+
+    @property
+    def term_weights(self) -> dict[str, float]:
+        """{term name: weight} for every term of `TERM_NAMES`, 0 for those switched off."""
+        return {name: float(getattr(self, f"{name}_weight")) for name in TERM_NAMES}
+
+    def _style_term(self) -> StyleLoss:
+        if StyleLoss.name not in self.terms:
+            raise RuntimeError(
+                "this loss has no style term (style_weight is 0 or style_layers is empty)"
+            )
+        term = self.terms[StyleLoss.name]
+        assert isinstance(term, StyleLoss)
+        return term
+
+    @property
+    def style_scales(self) -> Tensor:
+        """(N,) the per-style factors on `style_weight` (buffer of the style term)."""
+        return self._style_term().style_scales
 
     def set_style(self, style_image: Tensor) -> None:
         """Compute and store the target Gram matrices of one style image.
@@ -94,6 +144,7 @@ class PerceptualLoss(nn.Module):
         self, style_images: Sequence[Tensor], style_scales: Sequence[float] | None = None
     ) -> None:
         """Compute and store the target Grams of N style images (any sizes), style k at index k.
+        Without a style term (style weight 0) only N is kept: there is nothing to compare.
 
         Args:
             style_images: Each (3, H, W) or (1, 3, H, W) in [0, 1].
@@ -102,95 +153,63 @@ class PerceptualLoss(nn.Module):
         """
         if not style_images:
             raise ValueError("set_styles needs at least one style image")
-        device = next(self.vgg.buffers()).device
-        grams: dict[str, list[Tensor]] = {name: [] for name in self.style_layers}
-        for style_image in style_images:
-            if style_image.ndim == 3:
-                style_image = style_image.unsqueeze(0)
-            if style_image.ndim != 4 or style_image.shape[:2] != (1, 3):
-                raise ValueError(
-                    f"style image must be (1, 3, H, W), got {tuple(style_image.shape)}"
-                )
-            feats = self.vgg(style_image.to(device=device, dtype=torch.float32))
-            for name in self.style_layers:
-                grams[name].append(LF.gram_matrix(feats[name]))
-        for name in self.style_layers:
-            # (N, C, C); non-persistent: a checkpoint never carries them.
-            self.register_buffer(f"gram_{name}", torch.cat(grams[name]), persistent=False)
-        self._has_style = True
-        self.num_styles = len(style_images)
-        scales = [1.0] * self.num_styles if style_scales is None else list(style_scales)
-        if len(scales) != self.num_styles or not all(math.isfinite(x) and x >= 0 for x in scales):
+        images = [image.unsqueeze(0) if image.ndim == 3 else image for image in style_images]
+        for image in images:
+            if image.ndim != 4 or image.shape[:2] != (1, 3):
+                raise ValueError(f"style image must be (1, 3, H, W), got {tuple(image.shape)}")
+        scales = [1.0] * len(images) if style_scales is None else list(style_scales)
+        if len(scales) != len(images) or not all(math.isfinite(x) and x >= 0 for x in scales):
             raise ConfigError(
-                f"style scales must be {self.num_styles} finite numbers >= 0, got {scales}"
+                f"style scales must be {len(images)} finite numbers >= 0, got {scales}"
             )
-        self.register_buffer(
-            "style_scales",
-            torch.tensor(scales, dtype=torch.float32, device=device),
-            persistent=False,
-        )
+        if StyleLoss.name in self.terms:
+            style, vgg = self._style_term(), self.vgg
+            assert vgg is not None  # a style term reads VGG layers
+            device = next(vgg.buffers()).device
+
+            def features() -> Iterator[dict[str, Tensor]]:
+                # One painting's features at a time: they can be large.
+                for image in images:
+                    yield vgg(image.to(device=device, dtype=torch.float32), layers=style.layers)
+
+            style.set_targets(features(), torch.tensor(scales, dtype=torch.float32, device=device))
+        self.num_styles = len(images)
 
     def target_gram(self, layer: str, style_index: Tensor | None = None) -> Tensor:
         """The target Grams of `layer`: (N, C, C), or (B, C, C) for the styles in
         `style_index` (B,)."""
-        grams = self.get_buffer(f"gram_{layer}")
-        return grams if style_index is None else grams[style_index]
+        return self._style_term().target_gram(layer, style_index)
 
     def forward(
-        self, output: Tensor, content: Tensor, style_index: Tensor | None = None
+        self, output: Tensor, target: Tensor, style_index: Tensor | None = None
     ) -> dict[str, Tensor]:
-        """Loss terms for stylized `output` against the `content` photos, both (B, 3, H, W) in
-        [0, 1]; with several styles set, `style_index` (B,) names each image's style.
+        """Loss terms for `output` against `target` (the content photo; for super-resolution
+        the high-res image), both (B, 3, H, W) in [0, 1]; with several styles set,
+        `style_index` (B,) names each image's style.
 
         Returns:
-            {"content", "style", "tv", ["pixel"], "total"}: each term already multiplied by its
-            weight, so ``total`` is their sum. Terms whose weight is 0 are omitted (except
-            content, style and total).
+            {"content", "style", "tv", ["pixel"], "total"} (`TERM_NAMES` order): each term
+            already multiplied by its weight, so ``total`` is their sum. Terms whose weight is 0
+            are omitted, except content and style, which are then 0.
         """
-        if self.style_weight and not self._has_style:
-            raise RuntimeError("PerceptualLoss.set_style(image) must be called before the loss")
         if style_index is None and self.num_styles > 1:
             raise ValueError(f"{self.num_styles} styles are set: pass style_index (B,)")
-        out_feats = self.vgg(output)
+        features: dict[str, Tensor] = {}
+        target_features: dict[str, Tensor] = {}
+        if self.vgg is not None:
+            features = self.vgg(output, layers=self.vgg_layers)
+            if self.vgg_target_layers:
+                with torch.no_grad():
+                    # Only as deep as the content layers: relu2_2 is 4 of VGG-16's 13 convs,
+                    # and at 256² about a third of the MACs up to relu4_3.
+                    target_features = self.vgg(target, layers=self.vgg_target_layers)
+        inputs = TermInputs(output, target, features, target_features, style_index)
         terms: dict[str, Tensor] = {}
-
-        if self.content_layers:
-            with torch.no_grad():
-                # Only as deep as the content layers: relu2_2 is 4 of VGG-16's 13 convs, and
-                # at 256² about a third of the MACs up to relu4_3.
-                target_feats = self.vgg(content, layers=self.content_layers)
-            terms["content"] = self.content_weight * _sum(
-                [LF.content_loss(out_feats[n], target_feats[n]) for n in self.content_layers]
-            )
-        else:
-            terms["content"] = output.new_zeros((), dtype=torch.float32)
-
-        if self.style_layers and self._has_style:
-            # Per-style weights: each image's style term scaled by its own style's factor (one
-            # style: its factor for every image).
-            scales = (
-                self.style_scales[:1] if style_index is None else self.style_scales[style_index]
-            )
-            terms["style"] = self.style_weight * _sum(
-                [
-                    w
-                    * LF.style_loss(
-                        LF.gram_matrix(out_feats[n]), self.target_gram(n, style_index), scales
-                    )
-                    for n, w in self.style_layers.items()
-                ]
-            )
-        else:
-            terms["style"] = output.new_zeros((), dtype=torch.float32)
-
-        if self.tv_weight:
-            terms["tv"] = self.tv_weight * LF.total_variation(output)
-        if self.pixel_weight:
-            terms["pixel"] = self.pixel_weight * LF.pixel_loss(output, content)
-        terms["total"] = _sum(list(terms.values()))
+        for name in TERM_NAMES:
+            if name in self.terms:
+                terms[name] = self.terms[name](inputs)
+            elif name in _ALWAYS_RETURNED:
+                terms[name] = output.new_zeros((), dtype=torch.float32)
+        # The sum of scalar tensors (Python's `sum` starts from the int 0).
+        terms["total"] = torch.stack(list(terms.values())).sum()
         return terms
-
-
-def _sum(terms: list[Tensor]) -> Tensor:
-    """The sum of scalar tensors (Python's `sum` starts from the int 0)."""
-    return torch.stack(terms).sum()

@@ -135,7 +135,8 @@ def optimize_image(
         ConfigError: An unknown optimizer, or a learning rate that is not a finite number > 0.
     """
     lr = learning_rate(optimizer, lr)
-    device = next(loss.vgg.buffers()).device
+    # The loss network's device; a loss without VGG terms (TV and pixel only) has none.
+    device = init.device if loss.vgg is None else next(loss.vgg.buffers()).device
     # contiguous: L-BFGS flattens gradients with view().
     image = init.detach().to(device).clamp(0, 1).contiguous().requires_grad_(True)
     target = image.detach() if content is None else content.to(device)

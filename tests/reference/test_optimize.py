@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 import stylenet.reference.optimize as optimize_module
 from stylenet.errors import ConfigError
 from stylenet.io.images import load_image_tensor
-from stylenet.losses import VGGFeatures
+from stylenet.losses import PerceptualLoss, VGGFeatures
 from stylenet.reference.optimize import (
     DEFAULT_LR,
     build_loss,
@@ -163,3 +163,14 @@ def test_a_missing_weight_file_comes_out_of_hydra_as_itself(tmp_path) -> None:
     missing = tmp_path / "nowhere.safetensors"
     with pytest.raises(WeightsFileError, match=r"nowhere\.safetensors: no such file"):
         build_loss("texture", vgg_weights=str(missing))
+
+
+def test_a_loss_without_vgg_terms_optimizes_too() -> None:
+    # TV and pixel only (content and style weights 0): the loss has no VGG to take a device from.
+    loss = PerceptualLoss(content_weight=0, style_weight=0, tv_weight=1.0, pixel_weight=1.0)
+    assert loss.vgg is None
+    target = torch.rand(1, 3, 16, 16)
+    result = optimize_image(
+        loss, torch.rand(1, 3, 16, 16), content=target, iterations=10, progress=False
+    )
+    assert result.history[-1]["total"] < result.history[0]["total"]
