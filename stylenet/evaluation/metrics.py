@@ -10,6 +10,9 @@ package, which is never imported (importing it costs seconds and loads scipy and
 torchvision.models), and nothing is downloaded.
 
 `ssim` is Wang et al. 2004's structural similarity: 1 is the photo itself.
+
+Super-resolution scores (`sr_psnr_ssim`) follow the SR papers' convention: PSNR and SSIM of the
+BT.601 luma (`rgb_to_y`), with a border of `scale` pixels cropped on each side.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +43,12 @@ SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
 SSIM_K1 = 0.01
 SSIM_K2 = 0.03
+
+# ITU-R BT.601 luma with studio swing, as MATLAB's rgb2ycbcr computes it (and BasicSR's
+# rgb2ycbcr / bgr2ycbcr, y_only=True): Y = 16 + 65.481 R + 128.553 G + 24.966 B for RGB in
+# [0, 1], Y on the 0–255 scale, in [16, 235]. SR papers score this Y, unrounded.
+Y_WEIGHTS = (65.481, 128.553, 24.966)
+Y_OFFSET = 16.0
 
 
 def lpips_heads_path() -> Path:
@@ -185,4 +195,91 @@ def ssim(a: Tensor, b: Tensor, *, data_range: float = 1.0) -> Tensor:
     return (luminance * structure).mean(dim=(1, 2, 3))
 
 
-__all__ = ["LPIPS", "LPIPS_LAYERS", "LPIPS_MIN_SIDE", "lpips_heads_path", "ssim"]
+def rgb_to_y(images: Tensor) -> Tensor:
+    """BT.601 luma (B, 1, H, W) on the 0–255 scale (in [16, 235]) of (B, 3, H, W) RGB in [0, 1].
+
+    MATLAB's ``rgb2ycbcr`` convention (see `Y_WEIGHTS`), which SR papers and BasicSR score on;
+    not JPEG's full-range Y (0.299 R + 0.587 G + 0.114 B). Computed in float64, not rounded.
+    """
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"rgb_to_y takes (B, 3, H, W) RGB images, got {tuple(images.shape)}")
+    weights = torch.tensor(Y_WEIGHTS, dtype=torch.float64, device=images.device)
+    # (B, 3, H, W) · (3,) over channels -> (B, 1, H, W)
+    y = torch.einsum("bchw,c->bhw", images.to(torch.float64), weights)
+    return (y + Y_OFFSET).unsqueeze(1)
+
+
+def psnr(a: Tensor, b: Tensor, *, data_range: float = 1.0) -> Tensor:
+    """PSNR (B,) in dB of (B, C, H, W) images: 10 log10(data_range² / MSE), the MSE over each
+    image's channels and pixels, in float64; +inf for identical images.
+
+    Args:
+        a: Images.
+        b: Images of the same shape.
+        data_range: Peak value (1.0 for [0, 1] images, 255 for `rgb_to_y`'s Y).
+    """
+    if a.shape != b.shape or a.dim() != 4:
+        raise ValueError(
+            f"psnr compares (B, C, H, W) images of one shape; got {tuple(a.shape)}, "
+            f"{tuple(b.shape)}"
+        )
+    mse = (a.to(torch.float64) - b.to(torch.float64)).pow(2).mean(dim=(1, 2, 3))
+    return 10 * torch.log10(data_range**2 / mse)  # mse == 0 -> +inf
+
+
+class SRScores(NamedTuple):
+    """Per-image super-resolution scores, each (B,)."""
+
+    psnr: Tensor
+    ssim: Tensor
+
+
+def sr_psnr_ssim(output: Tensor, target: Tensor, *, scale: int) -> SRScores:
+    """PSNR and SSIM of a super-resolved batch as SR papers report them.
+
+    On the Y channel (`rgb_to_y`) with `scale` pixels cropped from each side, PSNR with a peak of
+    255 and `ssim`'s Gaussian SSIM: the formulas of BasicSR's ``calculate_psnr`` /
+    ``calculate_ssim(..., crop_border=scale, test_y_channel=True)``. Where BasicSR differs: it
+    scores images read back as 8 bits, so its output is rounded to 1/255 first (round yourself to
+    match: ``(x * 255).round() / 255``); its PyTorch PSNR adds 1e-8 to the MSE (here identical
+    images score +inf, as its NumPy PSNR does); SSIM is computed in float32 here (float64 there).
+
+    Args:
+        output: (B, 3, H, W) network output in [0, 1].
+        target: (B, 3, H, W) high-resolution images in [0, 1].
+        scale: Upsampling factor: the border cropped on each side.
+
+    Raises:
+        ValueError: Shapes differ, or nothing is left after the crop.
+    """
+    if output.shape != target.shape or output.dim() != 4:
+        raise ValueError(
+            f"sr_psnr_ssim compares (B, 3, H, W) images of one shape; got "
+            f"{tuple(output.shape)}, {tuple(target.shape)}"
+        )
+    h, w = output.shape[-2:]
+    if scale < 0 or min(h, w) <= 2 * scale:
+        raise ValueError(f"cropping {scale} px from each side of {h}×{w} images leaves nothing")
+    crop = (slice(None), slice(None), slice(scale, h - scale), slice(scale, w - scale))
+    y_out, y_target = rgb_to_y(output)[crop], rgb_to_y(target)[crop]
+    # SSIM on Y / 255 with data_range 1: the same number as on Y with data_range 255 (the
+    # constants scale with the range) and better conditioned in ssim's float32.
+    return SRScores(
+        psnr=psnr(y_out, y_target, data_range=255.0),
+        ssim=ssim(y_out / 255.0, y_target / 255.0, data_range=1.0),
+    )
+
+
+__all__ = [
+    "LPIPS",
+    "LPIPS_LAYERS",
+    "LPIPS_MIN_SIDE",
+    "Y_OFFSET",
+    "Y_WEIGHTS",
+    "SRScores",
+    "lpips_heads_path",
+    "psnr",
+    "rgb_to_y",
+    "sr_psnr_ssim",
+    "ssim",
+]

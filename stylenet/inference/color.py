@@ -1,4 +1,5 @@
-"""Post-processing of a stylized image against its photo: colour preservation and strength."""
+"""Post-processing of a network's output against its input: colour preservation and strength
+(style transfer), histogram matching (super-resolution)."""
 
 from __future__ import annotations
 
@@ -48,3 +49,59 @@ def blend(stylized: Tensor, photo: Tensor, strength: float) -> Tensor:
     if strength == 1.0:
         return stylized
     return torch.lerp(photo.to(stylized.dtype), stylized, strength)
+
+
+def _interp(x: Tensor, xp: Tensor, fp: Tensor) -> Tensor:
+    """``numpy.interp``: piecewise-linear through (xp, fp), xp increasing, held constant outside
+    [xp[0], xp[-1]]; all 1-D."""
+    if xp.numel() == 1:
+        return fp.expand_as(x)
+    # (N,) index of the segment [xp[i-1], xp[i]] holding each x
+    i = torch.searchsorted(xp, x, right=True).clamp(1, xp.numel() - 1)
+    x0, x1, y0, y1 = xp[i - 1], xp[i], fp[i - 1], fp[i]
+    t = ((x - x0) / (x1 - x0)).clamp(0.0, 1.0)
+    return y0 + t * (y1 - y0)
+
+
+def _match_channel(source: Tensor, template: Tensor) -> Tensor:
+    """`source` (any shape) with the empirical CDF of `template`'s values: each distinct source
+    value goes to the template quantile at its own quantile (linear between template values)."""
+    _, inverse, counts = torch.unique(source.flatten(), return_inverse=True, return_counts=True)
+    t_values, t_counts = torch.unique(template.flatten(), return_counts=True)
+    quantiles = counts.cumsum(0).to(torch.float64) / source.numel()
+    t_quantiles = t_counts.cumsum(0).to(torch.float64) / template.numel()
+    matched = _interp(quantiles, t_quantiles, t_values.to(torch.float64))
+    return matched[inverse].view_as(source)
+
+
+def match_histograms(image: Tensor, reference: Tensor) -> Tensor:
+    """Each channel of `image` given the histogram of the same channel of `reference`.
+
+    Johnson et al. 2016, Sec. 4.2: "As a post-processing step, we perform histogram matching
+    between our network output and the low-resolution input": `image` is the super-resolved
+    output, `reference` its low-resolution input (sizes may differ: the match is of normalized
+    CDFs). Per RGB channel and per image; the algorithm of
+    ``skimage.exposure.match_histograms(image, reference, channel_axis=...)`` for float images
+    (tests check it), in float64.
+
+    Args:
+        image: (3, H, W) or (B, 3, H, W) in [0, 1].
+        reference: (3, h, w) or (B, 3, h, w), the same batch and channels.
+
+    Returns:
+        `image`'s shape and dtype; every value is in the range of `reference`'s values.
+    """
+    if image.dim() not in (3, 4) or image.dim() != reference.dim():
+        raise ValueError(
+            "match_histograms takes (3, H, W) or (B, 3, H, W) images and references of the same "
+            f"rank; got {tuple(image.shape)}, {tuple(reference.shape)}"
+        )
+    if image.shape[:-2] != reference.shape[:-2]:
+        raise ValueError(
+            f"image {tuple(image.shape)} and reference {tuple(reference.shape)} differ in batch "
+            "or channels"
+        )
+    source = image.reshape(-1, *image.shape[-2:])  # (B·C, H, W)
+    template = reference.reshape(-1, *reference.shape[-2:])
+    matched = torch.stack([_match_channel(s, t) for s, t in zip(source, template, strict=True)])
+    return matched.view(image.shape).to(image.dtype)

@@ -161,6 +161,8 @@ class TransformerNet(nn.Module):
             paper's network; its parameter names and shapes are unchanged).
     """
 
+    scale = 1  # output side = input side × scale (SuperResolutionNet: its factor)
+
     def __init__(
         self, *, base_channels: int = 32, num_residual_blocks: int = 5, num_styles: int = 1
     ) -> None:
