@@ -63,6 +63,7 @@ def main() -> None:
             torch.manual_seed(0)
             model = save_model(TransformerNet(), Path(tmp) / "model.pt")
         net = load_model(model)
+        assert isinstance(net, TransformerNet)
         ts_path, onnx_path = Path(tmp) / "model.torchscript.pt", Path(tmp) / "model.onnx"
         export_torchscript(net, ts_path)
         export_onnx(net, onnx_path)

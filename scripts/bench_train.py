@@ -147,7 +147,7 @@ def stylenet_step(overrides: list[str], device: torch.device) -> Step:
     from hydra.utils import instantiate
 
     from stylenet import resolvers
-    from stylenet.training.module import StyleTransferModule
+    from stylenet.training.style import StyleTransferModule
 
     resolvers.register()
     GlobalHydra.instance().clear()
@@ -169,7 +169,7 @@ def stylenet_step(overrides: list[str], device: torch.device) -> Step:
         return module.loss(output, images)["total"]
 
     def full(images: Tensor) -> Tensor:
-        return module.train_terms(images)["total"]
+        return module.train_terms(images, images)["total"]
 
     # fp16 needs a GradScaler in real training; its cost is one multiply and an inf check.
     return Step(module.net, module.net, loss, optimizer, autocast, full)

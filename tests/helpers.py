@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 from PIL import Image
 from torch import Tensor
 
+from stylenet.inference.model_card import ModelCard, StyleRecord
 from stylenet.models import TransformerNet
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,7 +65,7 @@ def save_tiny_model(folder: Path) -> tuple[Path, TransformerNet]:
     from stylenet.inference.model_file import save_model
 
     net = tiny_net()
-    return save_model(net, folder / "model.pt", metadata={"style": "x"}), net
+    return save_model(net, folder / "model.pt"), net
 
 
 def save_tiny_multistyle_model(folder: Path, names: list[str]) -> tuple[Path, TransformerNet]:
@@ -80,7 +81,8 @@ def save_tiny_multistyle_model(folder: Path, names: list[str]) -> tuple[Path, Tr
             if isinstance(m, ConditionalInstanceNorm2d):
                 m.weight.copy_(1 + 0.5 * torch.randn_like(m.weight))
                 m.bias.normal_(0, 0.5)
-    path = save_model(net, folder / "model.pt", metadata={"styles": [{"name": n} for n in names]})
+    card = ModelCard(network="", styles=tuple(StyleRecord(n) for n in names))
+    path = save_model(net, folder / "model.pt", card=card)
     return path, net
 
 

@@ -17,7 +17,7 @@ from pytorch_lightning.callbacks import Callback
 from stylenet.models import TransformerNet
 from stylenet.resolvers import cpu_precision
 from stylenet.training.data import PhotoDataModule
-from stylenet.training.module import StyleTransferModule
+from stylenet.training.style import StyleTransferModule
 from tests.helpers import SHARED, ComposeTrain
 
 CONFIGS = Path(str(files("stylenet.configs")))

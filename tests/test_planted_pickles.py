@@ -20,7 +20,7 @@ import torch
 import stylenet
 from stylenet.errors import FileReadError, StylenetError
 from stylenet.inference.backends import load_backend
-from stylenet.inference.model_file import detect_format, load_model, read_metadata
+from stylenet.inference.model_file import detect_format, load_model, read_card
 from stylenet.io.files import torch_load, unsafe_globals
 from stylenet.training.checkpoints import (
     AtomicCheckpointIO,
@@ -63,7 +63,7 @@ READERS: dict[str, Callable[[Path], Any]] = {
     "checkpoint_step (resume=auto, divergence, CSV restore)": checkpoint_step,
     "Lightning's checkpoint loading (ckpt_path, resume)": AtomicCheckpointIO().load_checkpoint,
     "load_model": load_model,
-    "read_metadata": read_metadata,
+    "read_card": read_card,
     "detect_format": detect_format,
     "load_backend": load_backend,
     "stylenet.load": stylenet.load,

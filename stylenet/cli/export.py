@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 from stylenet.cli.common import (
     EPILOG,
@@ -32,8 +31,9 @@ from stylenet.inference.export import (
     export_onnx,
     export_torchscript,
 )
-from stylenet.inference.model_file import load_model, read_metadata
-from stylenet.inference.styles import style_names, style_weights
+from stylenet.inference.model_file import load_network
+from stylenet.inference.styles import style_weights
+from stylenet.models import TransformerNet
 
 
 def build_parser() -> ArgumentParser:
@@ -96,24 +96,27 @@ def _outputs(args: argparse.Namespace) -> dict[str, Path]:
 
 def _export(args: argparse.Namespace) -> int:
     outputs = _outputs(args)
-    net = load_model(args.model)
+    net, card = load_network(args.model)
+    if not isinstance(net, TransformerNet):
+        raise ConfigError(f"{args.model} is a {card.network}: this stylenet cannot export it yet")
     # Carried into the exported file so it still says what it was trained on.
-    metadata: dict[str, Any] = {"exported_from": args.model.name, **read_metadata(args.model)}
+    card = card.replace(exported_from=args.model.name)
     choice = chosen_style(args)
     if args.style is not None or args.mix is not None:
         # One chosen style or mix, folded into a plain one-image-input export.
-        names = style_names(metadata, net.num_styles)
+        names = card.style_names(net.num_styles)
         weights = style_weights(names, **choice)
         net = net.bind(weights)
-        metadata["style_weights"] = dict(zip(names, weights.tolist(), strict=True))
-        metadata.pop("styles", None)
+        chosen = [s for s, w in zip(card.styles, weights.tolist(), strict=False) if w == 1.0]
+        card = card.replace(
+            style_weights=dict(zip(names, weights.tolist(), strict=True)),
+            styles=tuple(chosen) if chosen else card.styles,  # one style: its record first
+        )
     for fmt, out in outputs.items():
         if fmt == "torchscript":
-            report = export_torchscript(net, out, overwrite=args.overwrite, metadata=metadata)
+            report = export_torchscript(net, out, overwrite=args.overwrite, card=card)
         else:
-            report = export_onnx(
-                net, out, opset=args.opset, overwrite=args.overwrite, metadata=metadata
-            )
+            report = export_onnx(net, out, opset=args.opset, overwrite=args.overwrite, card=card)
         print(report.summary())
     return EXIT_OK
 

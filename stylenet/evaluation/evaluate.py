@@ -1,7 +1,7 @@
 """How close does a trained model come to the optimum of its own loss?
 
-For each photo the model's output is scored with the loss it was trained with (content, style and
-TV terms, weighted as in training), next to the photo itself (the starting point) and, if asked,
+For each photo the model's output is scored with the loss it was trained with (its named terms,
+weighted as in training), next to the photo itself (the starting point) and, if asked,
 Gatys-style optimization of the image against the same loss after N L-BFGS iterations (from the
 photo, as ``stylenet-optimize style`` does). Wall time is recorded for both, so the report says
 what the single forward pass gives up in loss and gains in time.
@@ -12,7 +12,7 @@ SSIM (1 for the photo itself), both against the photo (`stylenet.evaluation.metr
 
 `evaluate` writes into its output folder: ``report.json`` (everything), ``report.md`` (a Markdown
 table), ``grid.jpg`` (photo | model | optimization, one row per photo) and ``images/`` (each
-output). The loss comes from the model file's metadata (``model.pt`` written by ``stylenet-train``
+output). The loss comes from the model's card (``model.pt`` written by ``stylenet-train``
 records its loss config and style image); other formats use the default training loss and need a
 style image.
 """
@@ -42,11 +42,11 @@ from stylenet.evaluation.report import (
     Summary,
 )
 from stylenet.inference.api import Stylizer, load
-from stylenet.inference.model_file import read_metadata
+from stylenet.inference.model_file import read_card
 from stylenet.inference.styles import StyleKey, style_index
 from stylenet.io.files import atomic_write
 from stylenet.io.images import find_images, load_image_tensor, make_grid, save_image
-from stylenet.losses import PerceptualLoss
+from stylenet.losses import TERM_NAMES, PerceptualLoss
 from stylenet.reference.optimize import instantiate_loss, loss_preset, optimize_image
 
 log = logging.getLogger(__name__)
@@ -84,19 +84,20 @@ def training_loss(
         ConfigError: No style image given and none recorded in the model file.
         FileReadError: The style image cannot be read.
     """
-    metadata = read_metadata(model_path)
-    cfg = metadata.get("loss")
+    card = read_card(model_path)
+    cfg = card.loss
     source = (
-        f"{model_path} metadata" if cfg else "default training loss (configs/loss/johnson.yaml)"
+        f"{model_path} model card" if cfg else "default training loss (configs/loss/johnson.yaml)"
     )
     cfg = dict(cfg or loss_preset("johnson"))
     if vgg_weights is not None:
         cfg["vgg"] = {**cfg.get("vgg", {}), "weights": vgg_weights}
-    style = style or metadata.get("style_image")
+    first = card.styles[0] if card.styles else None
+    style = style or (first.image if first else None)
     if style is None:
         raise ConfigError(f"{model_path} records no style image; pass --style PAINTING")
-    if style_size is None:
-        style_size = metadata.get("style_size")
+    if style_size is None and first is not None:
+        style_size = first.size
     style_image = load_image_tensor(style, size=style_size)
     loss = instantiate_loss(cfg)
     loss.set_style(style_image)
@@ -128,14 +129,9 @@ class _Scorer:
             distance = self.lpips.distance(feats, self.photo_features)
             similarity = ssim(image, self.photo)
 
-        def term(name: str) -> float:
-            return float(terms[name]) if name in terms else 0.0
-
         return Score(
-            content=term("content"),
-            style=term("style"),
-            tv=term("tv"),
-            total=term("total"),
+            terms={name: float(terms[name]) for name in TERM_NAMES if name in terms},
+            total=float(terms["total"]),
             lpips=float(distance[0]),
             ssim=float(similarity[0]),
             seconds=seconds,
@@ -253,11 +249,11 @@ def evaluate(
 
     stylizer = load(model_path, device=device, style=model_style)
     if stylizer.styles:  # the chosen style's own painting and size, as it was trained
-        records = read_metadata(model_path).get("styles") or []
+        records = read_card(model_path).styles
         index = style_index(stylizer.styles, 0 if model_style is None else model_style)
         if index < len(records) and style is None:
-            style = records[index].get("image")
-            style_size = style_size or records[index].get("size")
+            style = records[index].image
+            style_size = style_size or records[index].size
     dev = stylizer.device
     target = training_loss(model_path, style=style, style_size=style_size, vgg_weights=vgg_weights)
     loss = target.loss.to(dev)
@@ -314,11 +310,7 @@ def evaluate(
         style_image=target.style_image,
         style_size=target.style_size,
         loss_source=target.source,
-        loss_weights={
-            "content": loss.content_weight,
-            "style": loss.style_weight,
-            "tv": loss.tv_weight,
-        },
+        loss_weights=loss.term_weights,
         content=str(content),
         size=size,
         device=str(dev),

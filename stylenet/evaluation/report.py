@@ -10,8 +10,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-TERMS = ("content", "style", "tv", "total")  # the loss terms each `Score` holds
-METRICS = ("lpips", "ssim")  # and its content metrics against the photo
+from stylenet.losses import TERM_NAMES
+
+METRICS = ("lpips", "ssim")  # a `Score`'s content metrics against the photo
 
 
 @dataclass(frozen=True)
@@ -20,20 +21,26 @@ class Score:
     what producing it cost.
 
     Attributes:
+        terms: {term name: weighted value} for the terms of the loss's dict (`TERM_NAMES`).
+        total: The sum of the terms.
         lpips: LPIPS (VGG, v0.1) to the photo: 0 for the photo itself, higher is further.
         ssim: SSIM with the photo: 1 for the photo itself, lower is further.
         seconds: Wall time to produce the image (None for the photo itself).
         iterations: L-BFGS iterations run (optimization only; fewer than asked if it converged).
     """
 
-    content: float
-    style: float
-    tv: float
+    terms: dict[str, float]
     total: float
     lpips: float
     ssim: float
     seconds: float | None = None
     iterations: int | None = None
+
+    def numbers(self, terms: Sequence[str]) -> list[float]:
+        """A table row's numbers (`EvaluationReport.score_columns`): each of `terms` (0 if not
+        held), the total, then `METRICS`."""
+        values = [self.terms.get(name, 0.0) for name in terms]
+        return [*values, self.total, *(float(getattr(self, k)) for k in METRICS)]
 
 
 @dataclass(frozen=True)
@@ -156,20 +163,31 @@ class EvaluationReport:
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2) + "\n"
 
+    def term_names(self) -> list[str]:
+        """The loss terms its scores hold, in `TERM_NAMES` order: one column each."""
+        held = {name for row in self.rows for _, score in row.methods() for name in score.terms}
+        return [name for name in TERM_NAMES if name in held]
+
+    def score_columns(self) -> list[str]:
+        """The names of `Score.numbers`: the report's loss terms, total, then `METRICS`."""
+        return [*self.term_names(), "total", *METRICS]
+
     def markdown(self) -> str:
         """The report as Markdown: one row per photo and method, then the summary."""
+        terms = self.term_names()
+        header = [name.upper() if name in METRICS else name for name in self.score_columns()]
         lines = [
             f"# stylenet-evaluate: {self.model}",
             "",
             f"Style: {self.style_image}; photos: {self.content} at long side {self.size}; loss: "
             f"{self.loss_source} (weights {self.loss_weights}); device: {self.device}.",
             "",
-            "| photo | method | content | style | tv | total | LPIPS | SSIM | seconds |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| " + " | ".join(["photo", "method", *header, "seconds"]) + " |",
+            "|---|---|" + "---|" * (len(header) + 1),
         ]
         for row in self.rows:
             for name, score in row.methods():
-                cells = " | ".join(_fmt(getattr(score, k)) for k in (*TERMS, *METRICS))
+                cells = " | ".join(_fmt(v) for v in score.numbers(terms))
                 secs = _fmt(score.seconds) if score.seconds is not None else ""
                 lines.append(f"| {row.photo} | {name} | {cells} | {secs} |")
         s = self.summary

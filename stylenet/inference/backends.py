@@ -27,12 +27,8 @@ from torch import Tensor, nn
 
 from stylenet.errors import ConfigError
 from stylenet.inference.export import onnx_model_proto, script_wrapper
-from stylenet.inference.model_file import (
-    ModelFileError,
-    export_description,
-    open_model,
-)
-from stylenet.inference.styles import StyleKey, style_names, style_weights
+from stylenet.inference.model_file import ModelFileError, open_model
+from stylenet.inference.styles import StyleKey, style_weights
 from stylenet.models import PadCrop, StylePadCrop, TransformerNet
 
 BACKENDS = ("eager", "torchscript", "onnxruntime")
@@ -327,20 +323,21 @@ def load_backend(
         ConfigError: An option the file or device cannot honour.
     """
     path = Path(path)
-    fmt, net, metadata = open_model(path)  # net: None for an export
+    fmt, net, card = open_model(path)  # net: None for an export
+    if net is not None and not isinstance(net, TransformerNet):
+        raise ConfigError(f"{path} is a {card.network}: this stylenet does not run it yet")
     chosen = mix is not None or style not in (None, 0)  # 0: any model's first style
     names: list[str] = []
     weights = None  # the chosen style's (N,) weights, for a multi-style network
     if net is None:
-        description = export_description(path, fmt)
-        num_styles = int((description.get("config") or {}).get("num_styles", 1))
+        num_styles = int(card.config.get("num_styles", 1))
         if num_styles == 1 and chosen:
             raise ConfigError(f"{path} is an exported {fmt} model of one style: it takes no style")
         if num_styles > 1:  # the export takes style weights: feed the chosen ones
-            names = style_names(description.get("metadata") or {}, num_styles)
+            names = card.style_names(num_styles)
             weights = style_weights(names, style=style, mix=mix)
     elif net.num_styles > 1 or chosen:
-        names = style_names(metadata, net.num_styles)
+        names = card.style_names(net.num_styles)
         weights = style_weights(names, style=style, mix=mix)  # checks a one-style model's name
         if net.num_styles == 1:
             weights = None

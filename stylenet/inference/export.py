@@ -35,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from stylenet.errors import ConfigError, StylenetError
+from stylenet.inference.model_card import ModelCard, card_for
 from stylenet.io.files import atomic_path
 from stylenet.models import PadCrop, StylePadCrop, TransformerNet
 
@@ -329,15 +330,15 @@ def _verification_of(fmt: str, path: Path) -> Iterator[None]:
         ) from None
 
 
-def _metadata_json(net: TransformerNet, metadata: dict[str, Any] | None) -> str:
+def _description_json(net: TransformerNet, card: ModelCard | None) -> str:
+    """What an export says about itself: its model card (the network's own network and config)
+    and its inputs and output."""
     return json.dumps(
         {
-            "format": "stylenet.TransformerNet+PadCrop",
-            "config": net.config.to_dict(),
+            "card": card_for(net, card).to_dict(),
             "input": "image: (B, 3, H, W) float32 RGB in [0, 1], any H, W >= 1"
             + (f"; style_weights: (B, {net.num_styles}) float32" if net.num_styles > 1 else ""),
             "output": "stylized: (B, 3, H, W) float32 in [0, 1]",
-            "metadata": metadata or {},
         },
         default=str,
     )
@@ -349,7 +350,7 @@ def export_torchscript(
     *,
     verify: bool = True,
     overwrite: bool = False,
-    metadata: dict[str, Any] | None = None,
+    card: ModelCard | None = None,
 ) -> ExportReport:
     """Write `PadCrop(net)` as TorchScript (load with plain ``torch.jit.load``).
 
@@ -358,7 +359,8 @@ def export_torchscript(
         path: Output file (conventionally ``*.torchscript.pt``).
         verify: Load the file back and compare it with eager on `verification_inputs()`.
         overwrite: Replace an existing `path` (otherwise FileExistsError).
-        metadata: Stored as ``stylenet.json`` in the archive's extra files.
+        card: The model card, stored (with the inputs) as ``stylenet.json`` in the archive's
+            extra files.
 
     Raises:
         ExportVerificationError: The written file does not match eager; nothing is kept.
@@ -369,7 +371,7 @@ def export_torchscript(
     diff = float("nan")
     with atomic_path(path, overwrite=overwrite) as tmp:
         module = script_wrapper(net)
-        extra = {"stylenet.json": _metadata_json(net, metadata)}
+        extra = {"stylenet.json": _description_json(net, card)}
         with _quiet():
             torch.jit.save(module, str(tmp), _extra_files=extra)
         if verify:
@@ -387,7 +389,7 @@ def export_onnx(
     opset: int = DEFAULT_OPSET,
     verify: bool = True,
     overwrite: bool = False,
-    metadata: dict[str, Any] | None = None,
+    card: ModelCard | None = None,
 ) -> ExportReport:
     """Write `PadCrop(net)` as ONNX (input ``image``, output ``stylized``, dynamic batch,
     height and width).
@@ -399,7 +401,8 @@ def export_onnx(
         verify: Run the file in ONNX Runtime (CPU) and compare it with eager on
             `verification_inputs()`.
         overwrite: Replace an existing `path` (otherwise FileExistsError).
-        metadata: Stored as the model's ``stylenet`` metadata property (JSON).
+        card: The model card, stored (with the inputs) as the model's ``stylenet`` metadata
+            property (JSON).
 
     Raises:
         ConfigError: `opset` outside ``MIN_OPSET`` … `max_opset()`.
@@ -414,7 +417,7 @@ def export_onnx(
     diff = float("nan")
     with atomic_path(path, overwrite=overwrite) as tmp:
         model = onnx_model_proto(net, opset=opset)
-        onnx.helper.set_model_props(model, {"stylenet": _metadata_json(net, metadata)})
+        onnx.helper.set_model_props(model, {"stylenet": _description_json(net, card)})
         onnx.checker.check_model(model, full_check=True)
         onnx.save_model(model, str(tmp))  # one self-contained file (weights inline, < 2 GB)
         if verify:

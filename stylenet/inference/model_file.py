@@ -1,39 +1,55 @@
-"""Model files: what a file is (from its content, never its name), and the `TransformerNet` in it.
+"""Model files: what a file is (from its content, never its name), the network in it, and its
+model card (`stylenet.inference.model_card`).
 
-The exported model file (``model.pt``, written by `save_model`) holds the architecture config and
-the weights, no pickled code; it is a plain ``torch.save`` of a dict of strings, numbers and
+The exported model file (``model.pt``, written by `save_model`) holds the network's weights and
+its card, no pickled code; it is a plain ``torch.save`` of a dict of strings, numbers and
 tensors, loaded with ``torch.load(weights_only=True)``::
 
-    {"format": "stylenet.TransformerNet", "format_version": 1,
-     "config": {"base_channels": 32, "num_residual_blocks": 5},
-     "state_dict": {...}, "metadata": {"style_image": ..., "global_step": ..., ...}}
+    {"format": "stylenet.model", "format_version": 2,
+     "card": {"network": "TransformerNet", "config": {...}, "task": "style", ...},
+     "state_dict": {...}}
+
+Files written before model cards (``"format": "stylenet.TransformerNet"``, version 1, with
+``"config"`` and a free ``"metadata"`` dict) are read too: their card is converted
+(`ModelCard.from_legacy`).
 
 `detect_format` tells apart the files stylenet reads:
 
 - ``"stylenet"``: a model file (``model.pt``);
-- ``"lightning"``: a Lightning checkpoint of `stylenet.training.module` (state dict ``net.*``);
+- ``"lightning"``: a Lightning checkpoint of ``stylenet-train`` (state dict ``net.*``);
 - ``"torchscript"``: an archive written by ``stylenet-export --format torchscript``;
 - ``"onnx"``: a model written by ``stylenet-export --format onnx``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
 import zipfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from stylenet.errors import FileReadError
+from stylenet.inference.model_card import CardError, ModelCard, card_for
 from stylenet.io.files import PICKLE_MAGIC, ZIP_MAGIC, atomic_write, torch_load
-from stylenet.models import TransformerConfig, TransformerNet
+from stylenet.models import ImageNetwork, SuperResolutionNet, TransformerConfig, TransformerNet
 
-FORMAT = "stylenet.TransformerNet"
-FORMAT_VERSION = 1
+FORMAT = "stylenet.model"
+FORMAT_VERSION = 2
+LEGACY_FORMAT = "stylenet.TransformerNet"  # version 1: "config" + "metadata", no card
 FORMATS = ("stylenet", "lightning", "torchscript", "onnx")
+
+# The networks a card can name: class name -> build from its config dict.
+NETWORKS: dict[str, Callable[[Mapping[str, Any]], nn.Module]] = {
+    "TransformerNet": lambda config: TransformerNet.from_config(TransformerConfig(**config)),
+    "SuperResolutionNet": lambda config: SuperResolutionNet(**config),
+}
 
 
 class ModelFileError(FileReadError):
@@ -43,15 +59,22 @@ class ModelFileError(FileReadError):
 
 
 def save_model(
-    net: TransformerNet, path: str | os.PathLike[str], *, metadata: dict[str, Any] | None = None
+    net: nn.Module, path: str | os.PathLike[str], *, card: ModelCard | None = None
 ) -> Path:
-    """Write `net` as a self-describing model file (atomically: never a half-written file)."""
+    """Write `net` and its card as a self-describing model file (atomically: never a
+    half-written file).
+
+    Args:
+        net: The network.
+        path: The file.
+        card: What the file says about the network (default: a card naming only the network,
+            its config and its scale). Its network and config are set from `net`.
+    """
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "config": net.config.to_dict(),
+        "card": card_for(net, card).to_dict(),
         "state_dict": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
-        "metadata": dict(metadata or {}),
     }
     return atomic_write(path, lambda fh: torch.save(payload, fh), overwrite=True)
 
@@ -65,75 +88,102 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     return _inspect(Path(path))[0]
 
 
-def open_model(
-    path: str | os.PathLike[str],
-) -> tuple[str, TransformerNet | None, dict[str, Any]]:
-    """What `path` is and, for a model file or Lightning checkpoint, its `TransformerNet` (eval
-    mode, CPU) and metadata (`read_metadata`); None and {} for an export (its description is
-    `export_description`). The file is read once.
+def open_model(path: str | os.PathLike[str]) -> tuple[str, ImageNetwork | None, ModelCard]:
+    """What `path` is, its network (eval mode, CPU) for a model file or Lightning checkpoint
+    (None for an export), and its card. The file is read once.
 
     Raises:
-        ModelFileError: Not a format stylenet reads, or weights that do not fit the network.
+        ModelFileError: Not a format stylenet reads, an unreadable card, or weights that do not
+            fit the network.
     """
     path = Path(path)
     fmt, payload = _inspect(path)
     if fmt == "stylenet":
-        config, weights = payload["config"], payload["state_dict"]
+        card, weights = _model_file_card(path, payload), payload["state_dict"]
     elif fmt == "lightning":
-        config, weights = _checkpoint_config(path, payload)
+        card, weights = checkpoint_card(path, payload)
     else:
-        return fmt, None, {}
+        return fmt, None, _export_card(path, fmt)
+    build = NETWORKS.get(card.network)
+    if build is None:
+        raise ModelFileError(
+            path, f"a {card.network} network; this stylenet builds {', '.join(NETWORKS)}"
+        )
     try:
-        net = TransformerNet.from_config(TransformerConfig(**config))
+        net = build(card.config)
         net.load_state_dict(weights)
     except (TypeError, ValueError, RuntimeError) as err:
         raise ModelFileError(
-            path, f"its weights do not fit TransformerNet({config}): {err}"
+            path, f"its weights do not fit {card.network}({dict(card.config)}): {err}"
         ) from err
-    return fmt, net.eval(), _torch_metadata(fmt, payload)
+    assert isinstance(net, TransformerNet | SuperResolutionNet)
+    return fmt, net.eval(), card
 
 
-def load_model(path: str | os.PathLike[str]) -> TransformerNet:
-    """The `TransformerNet` in a model file or Lightning checkpoint, in eval mode on the CPU.
+def load_model(path: str | os.PathLike[str]) -> ImageNetwork:
+    """The network in a model file or Lightning checkpoint, in eval mode on the CPU.
 
     Raises:
         ModelFileError: Not a model file or checkpoint (an export, say), or its weights do not
             fit the network.
     """
-    fmt, net, _ = open_model(path)
+    return load_network(path)[0]
+
+
+def load_network(path: str | os.PathLike[str]) -> tuple[ImageNetwork, ModelCard]:
+    """`load_model`'s network and the file's card.
+
+    Raises:
+        ModelFileError: As `load_model`.
+    """
+    fmt, net, card = open_model(path)
     if net is None:
         raise ModelFileError(
             Path(path),
             f"an exported {fmt} model; this needs the model.pt or the Lightning .ckpt it was "
             "exported from",
         )
-    return net
+    return net, card
 
 
-def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """What a model file, checkpoint or export records about its training (style image, step,
-    loss, styles); {} for an export made elsewhere."""
+def read_card(path: str | os.PathLike[str]) -> ModelCard:
+    """The card of a model file, checkpoint or export (for an export made elsewhere, a card that
+    names no network: ``network="unknown"``).
+
+    Raises:
+        ModelFileError: Not a format stylenet reads, or an unreadable card.
+    """
     path = Path(path)
     fmt, payload = _inspect(path)
-    if fmt in ("torchscript", "onnx"):
-        return dict(export_description(path, fmt).get("metadata") or {})
-    return _torch_metadata(fmt, payload)
-
-
-def _torch_metadata(fmt: str, payload: Any) -> dict[str, Any]:
-    """The metadata of a loaded model file or Lightning checkpoint payload."""
     if fmt == "stylenet":
-        return dict(payload.get("metadata") or {})
+        return _model_file_card(path, payload)
     if fmt == "lightning":
-        info = payload.get("stylenet") or {}
-        metadata = {
-            "global_step": payload.get("global_step"),
-            "style_image": info.get("style_image"),
-        }
-        if info.get("styles"):
-            metadata["styles"] = info["styles"]
-        return metadata
-    return {}
+        return checkpoint_card(path, payload)[0]
+    return _export_card(path, fmt)
+
+
+def _read_card(path: Path, read: Callable[[], ModelCard]) -> ModelCard:
+    try:
+        return read()
+    except CardError as err:
+        raise ModelFileError(path, str(err)) from err
+
+
+def _model_file_card(path: Path, payload: dict[str, Any]) -> ModelCard:
+    if payload.get("format") == LEGACY_FORMAT:
+        metadata, config = payload.get("metadata") or {}, payload["config"]
+        return _read_card(path, lambda: ModelCard.from_legacy(metadata, config))
+    return _read_card(path, lambda: ModelCard.from_dict(payload.get("card") or {}))
+
+
+def _export_card(path: Path, fmt: str) -> ModelCard:
+    description = export_description(path, fmt)
+    if "card" in description:
+        return _read_card(path, lambda: ModelCard.from_dict(description["card"]))
+    if "config" in description:  # exported before model cards
+        metadata, config = description.get("metadata") or {}, description["config"]
+        return _read_card(path, lambda: ModelCard.from_legacy(metadata, config))
+    return ModelCard(network="unknown")
 
 
 def export_description(path: Path, fmt: str) -> dict[str, Any]:
@@ -192,7 +242,7 @@ def _torch_payload(path: Path) -> tuple[str, Any]:
     except FileReadError as err:
         raise ModelFileError(path, err.reason) from err
     if isinstance(payload, dict):
-        if payload.get("format") == FORMAT:
+        if payload.get("format") in (FORMAT, LEGACY_FORMAT):
             if payload.get("format_version", 0) > FORMAT_VERSION:
                 raise ModelFileError(
                     path,
@@ -216,11 +266,22 @@ def _torch_payload(path: Path) -> tuple[str, Any]:
     )
 
 
-def _checkpoint_config(path: Path, ckpt: dict[str, Any]) -> tuple[dict[str, int], dict[str, Any]]:
+def checkpoint_card(path: Path, ckpt: dict[str, Any]) -> tuple[ModelCard, dict[str, Any]]:
+    """The card and network weights of a loaded Lightning checkpoint of ``stylenet-train``.
+
+    Raises:
+        ModelFileError: An unreadable card, or no config to build the network from.
+    """
     weights = {k[len("net.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
     info = ckpt.get("stylenet")
-    if isinstance(info, dict) and isinstance(info.get("config"), dict):
-        return info["config"], weights
+    if isinstance(info, dict) and "card" in info:
+        card = _read_card(path, lambda: ModelCard.from_dict(info["card"]))
+        # The step the checkpoint holds, whatever the card was built with.
+        training = dataclasses.replace(card.training, global_step=ckpt.get("global_step"))
+        return card.replace(training=training), weights
+    if isinstance(info, dict) and isinstance(info.get("config"), dict):  # before model cards
+        metadata = {"global_step": ckpt.get("global_step"), **info}
+        return _read_card(path, lambda: ModelCard.from_legacy(metadata, info["config"])), weights
     # Checkpoints from before on_save_checkpoint stored the config: read it off the shapes.
     try:
         blocks = {int(k.split(".")[1]) for k in weights if k.startswith("residuals.")}
@@ -230,7 +291,8 @@ def _checkpoint_config(path: Path, ckpt: dict[str, Any]) -> tuple[dict[str, int]
         )
     except (KeyError, ValueError, IndexError) as err:
         raise ModelFileError(path, f"checkpoint has no stylenet config ({err})") from err
-    return config.to_dict(), weights
+    metadata = {"global_step": ckpt.get("global_step")}
+    return _read_card(path, lambda: ModelCard.from_legacy(metadata, config.to_dict())), weights
 
 
 def _looks_like_onnx(path: Path) -> bool:

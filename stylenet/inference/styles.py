@@ -1,16 +1,14 @@
 """Choosing a style of a multi-style model: by name or index, or a mix of several.
 
-A model file records its styles in its metadata (``"styles"``: a list of ``{"name": ...}``
-records, in the order of the network's style weights); names fall back to ``"0"``, ``"1"``, ...
-A choice becomes (N,) style weights, which `TransformerNet.bind` folds into a one-style network.
+A model's card names its styles, in the order of the network's style weights
+(`ModelCard.style_names`; "0", "1", ... where it does not). A choice becomes (N,) style weights,
+which `TransformerNet.bind` folds into a one-style network.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any
 
 import torch
 from torch import Tensor
@@ -18,18 +16,6 @@ from torch import Tensor
 from stylenet.errors import ConfigError
 
 StyleKey = str | int
-
-
-def style_names(metadata: Mapping[str, Any], num_styles: int) -> list[str]:
-    """The names of a network's styles, from its model file's metadata: the ``styles`` records;
-    for a one-style model its painting's file stem (``style_image``); else "0", "1", ..."""
-    records = metadata.get("styles") or []
-    names = [str(r.get("name")) if isinstance(r, Mapping) else str(r) for r in records[:num_styles]]
-    if not names and num_styles == 1 and metadata.get("style_image"):
-        names = [Path(str(metadata["style_image"])).stem]
-    if len(names) != num_styles:
-        names = [str(i) for i in range(num_styles)]
-    return names
 
 
 def parse_mix(text: str) -> dict[str, float]:

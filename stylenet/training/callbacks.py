@@ -23,15 +23,14 @@ from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from torch import nn
 
 from stylenet.errors import StylenetError
-from stylenet.evaluation.evaluate import evaluate_styles
 from stylenet.inference.model_file import save_model
-from stylenet.models import TransformerNet
 from stylenet.training.data import PhotoDataModule
 from stylenet.training.faults import TrainingDiverged
 from stylenet.training.loggers import log_model_file, log_report
-from stylenet.training.module import StyleTransferModule
+from stylenet.training.module import ImageToImageModule
 
 log = logging.getLogger(__name__)
 
@@ -57,49 +56,47 @@ class FinalCheckpoint(Callback):
 
 
 class ExportModel(Callback):
-    """Write the trained network as a self-describing model file (`save_model`) on rank 0, at
-    the end of training and when it stops on an exception (Ctrl-C included), then hand it to the
-    loggers that keep model files (W&B: an artifact; ``logger.wandb.log_model=false`` turns it
-    off).
+    """Write the trained network and its model card as a self-describing model file
+    (`save_model`) on rank 0, at the end of training and when it stops on an exception (Ctrl-C
+    included), then hand it to the loggers that keep model files (W&B: an artifact;
+    ``logger.wandb.log_model=false`` turns it off).
 
     When the run diverged (`TrainingDiverged`) the file gets the weights of the last good step
     instead of the current ones, so a broken network is never written as ``model.pt``.
 
     Args:
         path: The model file (``<run dir>/model.pt``).
-        metadata: Recorded in the file (style image, loss config, ...); the global step is added.
     """
 
-    def __init__(self, path: str | os.PathLike[str], metadata: dict[str, Any]) -> None:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self.metadata = metadata
 
-    def _export(self, net: TransformerNet, step: int) -> bool:
+    def _export(self, pl_module: ImageToImageModule, net: nn.Module, step: int) -> bool:
         if step == 0:
             return False  # nothing learned yet: an existing file is kept
-        metadata = {**self.metadata, "global_step": step}
-        save_model(net, self.path, metadata=metadata)
+        save_model(net, self.path, card=pl_module.model_card(step))
         log.info("model written to %s (step %d)", self.path, step)
         return True
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        assert isinstance(pl_module, StyleTransferModule)
-        if trainer.is_global_zero and self._export(pl_module.net, trainer.global_step):
-            log_model_file(trainer.loggers, self.path, self.metadata)
+        assert isinstance(pl_module, ImageToImageModule)
+        if trainer.is_global_zero and self._export(pl_module, pl_module.net, trainer.global_step):
+            card = pl_module.model_card(trainer.global_step).to_dict()
+            log_model_file(trainer.loggers, self.path, card)
 
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
         if not trainer.is_global_zero:
             return
-        assert isinstance(pl_module, StyleTransferModule)
+        assert isinstance(pl_module, ImageToImageModule)
         try:
             if not isinstance(exception, TrainingDiverged):
-                self._export(pl_module.net, trainer.global_step)
+                self._export(pl_module, pl_module.net, trainer.global_step)
             elif exception.good_state is not None and exception.good_step is not None:
                 net = copy.deepcopy(pl_module.net).cpu()
                 net.load_state_dict(exception.good_state)
-                self._export(net, exception.good_step)
+                self._export(pl_module, net, exception.good_step)
         except (StylenetError, OSError) as err:
             # The run's own error (a full disk, say) is the one to report; the checkpoints hold
             # what was learned.
@@ -123,18 +120,18 @@ class LogSkippedFiles(Callback):
 
 
 class EvaluateAtEnd(Callback):
-    """Run `stylenet.evaluation.evaluate` on the exported model after training, on rank 0, and
-    hand the report to the loggers. A failure is logged, never raised: the model is safe on disk.
+    """Evaluate the exported model on held-out photos after training, on rank 0, the way its
+    task evaluates a model (`ImageToImageModule.evaluate_model`: for style transfer,
+    ``stylenet-evaluate``), and hand each report to the loggers. A failure is logged, never
+    raised: the model is safe on disk.
 
     Args:
         model_path: The model file `ExportModel` writes (it must come before this callback).
         content: Folder of held-out photos (or one photo).
-        out_dir: Where the report goes (``<run dir>/evaluate``).
+        out_dir: Where the reports go (``<run dir>/evaluate``).
         size: Long side the photos are resized to.
         optimize: L-BFGS iteration counts to compare with (empty: none).
         progress: Show progress bars.
-        styles: The styles of a multi-style model: one report each, in ``out_dir/<style>/``
-            (empty: a one-style model, one report in `out_dir`).
     """
 
     def __init__(
@@ -146,9 +143,7 @@ class EvaluateAtEnd(Callback):
         size: int | None,
         optimize: Sequence[int] = (),
         progress: bool = True,
-        styles: Sequence[str] = (),
     ) -> None:
-        self.styles = list(styles)
         self.model_path = Path(model_path)
         self.content = Path(content)
         self.out_dir = Path(out_dir)
@@ -159,19 +154,17 @@ class EvaluateAtEnd(Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero or trainer.global_step == 0:
             return
+        assert isinstance(pl_module, ImageToImageModule)
         try:
-            for style, out, report in evaluate_styles(
+            for prefix, out, report in pl_module.evaluate_model(
                 self.model_path,
                 self.content,
                 self.out_dir,
-                self.styles,
                 size=self.size,
                 optimize=self.optimize,
                 device=str(trainer.strategy.root_device),
-                overwrite=True,
                 progress=self.progress,
             ):
-                prefix = f"eval/{style}" if style else "eval"
                 step = trainer.global_step
                 log_report(trainer.loggers, report, out / "grid.jpg", step=step, prefix=prefix)
                 log.info("evaluation report written to %s", out)

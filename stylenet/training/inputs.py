@@ -1,13 +1,17 @@
 """Check the inputs a training config names before anything is built: a bad path fails in a
 second, with the setting in the message, not after minutes of imports and model building.
 
-Kept free of Lightning and torchvision, so ``stylenet-train`` can run it before importing them.
+What every task shares is checked here (settings, photo folders, checkpoints); a task adds its
+own through the hooks its config names (``task.check_inputs``, ``task.prepare``: dotted paths of
+Lightning-free functions, see `task_hook`). Kept free of Lightning and torchvision, so
+``stylenet-train`` can run it before importing them.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
-from importlib.resources import files
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +20,7 @@ from omegaconf.errors import MissingMandatoryValue
 
 from stylenet.errors import ConfigError, FileReadError
 from stylenet.io.files import torch_load
-from stylenet.io.images import load_image
+from stylenet.losses.terms import TERM_NAMES
 
 
 def _setting(cfg: DictConfig, key: str) -> Any:
@@ -27,8 +31,7 @@ def _setting(cfg: DictConfig, key: str) -> Any:
         raise ConfigError(f"{key} is not set: give {key}=...") from None
 
 
-_STYLE_CONFIGS = Path(str(files("stylenet.configs"))) / "style"
-LOSS_WEIGHTS = ("content_weight", "style_weight", "tv_weight", "pixel_weight")
+LOSS_WEIGHTS = tuple(f"{name}_weight" for name in TERM_NAMES)  # loss.content_weight, ...
 
 
 def checkpoint_dir(cfg: DictConfig) -> Path:
@@ -59,21 +62,10 @@ def _integer(key: str, value: Any, *, minimum: int | None = None) -> int:
     return value
 
 
-# The transform network halves the image twice and doubles it back (Johnson et al. 2016, supp.
-# Table 1), so a training crop must be a multiple of 4 to come out the size it went in; at 16 the
-# deepest style layer (relu4_3, 1/8 of the crop) still has 2×2 positions.
+# The deepest layer the losses use (VGG relu4_3) is 1/8 of the crop: at 16 it still has 2×2
+# positions. A task's network may ask for more (a multiple of 4 for TransformerNet, of the scale
+# for super-resolution): its `task.check_inputs` says so.
 MIN_CROP = 16
-CROP_MULTIPLE = 4
-
-
-def _check_crop(key: str, value: Any) -> None:
-    size = _integer(key, value, minimum=MIN_CROP)
-    if size % CROP_MULTIPLE:
-        lower = size - size % CROP_MULTIPLE
-        raise ConfigError(
-            f"{key}={size}: training crops must be a multiple of {CROP_MULTIPLE} (the network "
-            f"downsamples by 4 and upsamples back), e.g. {lower} or {lower + CROP_MULTIPLE}"
-        )
 
 
 def check_settings(cfg: DictConfig) -> None:
@@ -100,7 +92,7 @@ def check_settings(cfg: DictConfig) -> None:
         _integer("seed", cfg.seed)
     for key in ("data.image_size", "data.val_image_size"):
         if (size := OmegaConf.select(cfg, key)) is not None:
-            _check_crop(key, size)
+            _integer(key, size, minimum=MIN_CROP)
     if (workers := OmegaConf.select(cfg, "data.num_workers")) is not None:
         _integer("data.num_workers", workers, minimum=0)
     steps = OmegaConf.select(cfg, "trainer.max_steps")
@@ -133,115 +125,74 @@ def check_settings(cfg: DictConfig) -> None:
             )
 
 
-def _named_style(cfg: DictConfig, name: str) -> dict[str, Any] | None:
-    """{name, image, size} of the style config ``configs/style/NAME.yaml``; None if none."""
-    if not (_STYLE_CONFIGS / f"{name}.yaml").is_file():
-        return None
-    node = OmegaConf.load(_STYLE_CONFIGS / f"{name}.yaml")
-    merged = OmegaConf.merge({"paths": cfg.paths}, {"style": node})
-    return {
-        "name": str(merged.style.name),
-        "image": str(merged.style.image),
-        "size": merged.style.get("size", OmegaConf.select(cfg, "style.size")),
-    }
-
-
-def resolve_styles(cfg: DictConfig) -> list[dict[str, Any]]:
-    """The run's styles as {name, image, size} records, in style-weight order.
-
-    ``styles`` (a list) names several styles for one network: each entry is a named style
-    config (``configs/style/NAME.yaml``), an image path, or a {name, image, size, style_scale}
-    mapping; a mapping without ``image`` whose name is a style config adds its keys to that
-    config's ({name: mosaic, style_scale: 1.5}). An empty list means the one style of ``style``.
+def task_hook(cfg: DictConfig, name: str) -> Callable[..., Any] | None:
+    """The function ``task.<name>`` names (a dotted path, e.g.
+    ``stylenet.training.style_setup.check_style_inputs``); None if the task names none.
 
     Raises:
-        ConfigError: A style set twice, or a mandatory value missing.
+        ConfigError: A path that names no function.
     """
-    entries = cfg.get("styles") or []
-    default_size = OmegaConf.select(cfg, "style.size")
-    if not entries:
-        return [
-            {
-                "name": cfg.style.get("name") or "custom",
-                "image": _setting(cfg, "style.image"),
-                "size": default_size,
-            }
-        ]
-    records = []
-    for entry in entries:
-        record: dict[str, Any]
-        if isinstance(entry, DictConfig):
-            container = OmegaConf.to_container(entry, resolve=True)
-            assert isinstance(container, dict)
-            given = {str(k): v for k, v in container.items()}
-            named = None if "image" in given else _named_style(cfg, str(given.get("name")))
-            if named:  # {name: mosaic, style_scale: 1.5}: the config's record, these keys on top
-                record = {**named, **given}
-            else:
-                record = {"size": default_size, **given}
-                record.setdefault("name", Path(str(record.get("image"))).stem)
-        elif named_record := _named_style(cfg, str(entry)):
-            record = named_record
-        else:
-            record = {"name": Path(str(entry)).stem, "image": str(entry), "size": default_size}
-        records.append(record)
-    names = [r["name"] for r in records]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"styles={names}: each style may appear once")
-    return records
+    path = OmegaConf.select(cfg, f"task.{name}")
+    if not path:
+        return None
+    module, _, attr = str(path).rpartition(".")
+    try:
+        hook = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise ConfigError(f"task.{name}={path}: no such function ({err})") from None
+    if not callable(hook):
+        raise ConfigError(f"task.{name}={path}: not a function")
+    return hook
 
 
 def check_inputs(cfg: DictConfig) -> None:
     """Fail before anything is built when an input named by the config cannot be used.
 
     Raises:
-        ConfigError: The message names the setting (``style.image=``, ``data.root=``,
-            ``ckpt_path=``, a loss weight, ...) and what is wrong with it or its file.
+        ConfigError: The message names the setting (``data.root=``, ``ckpt_path=``, a loss
+            weight, and the task's own: ``style.image=``, ...) and what is wrong with it or its
+            file.
     """
     check_settings(cfg)
-    multi = bool(cfg.get("styles"))
-    for record in resolve_styles(cfg):
-        style = record["image"]
-        key = f"styles: {record['name']}: image" if multi else "style.image"
-        try:
-            load_image(style)
-        except FileReadError as err:
-            hint = ""
-            named = record["name"] if multi else cfg.style.get("name")
-            if err.reason == "no such file" and named not in (None, "custom"):
-                hint = (
-                    f"; style={named} looks for its painting in paths.style_dir: put "
-                    f"{Path(style).name} there, set STYLENET_STYLE_DIR=DIR, or give "
-                    "style.image=PATH"
-                )
-            raise ConfigError(f"{key}={style}: {err.reason}{hint}") from err
+    if check_task := task_hook(cfg, "check_inputs"):
+        check_task(cfg)
     for key in ("data.root", "data.val_root"):
         folder = _setting(cfg, key)
         if folder is not None and not Path(folder).is_dir():
             what = "not a folder" if Path(folder).exists() else "no such folder"
             raise ConfigError(f"{key}={folder}: {what}")
-    if path := cfg.get("init_from"):
-        try:
-            torch_load(path)
-        except FileReadError as err:
-            raise ConfigError(f"init_from={path}: {err.reason}") from err
     if path := cfg.get("ckpt_path"):
-        check_checkpoint(cfg, path)
+        # Its network is compared once the task has completed ``model`` (`prepare_task`).
+        check_checkpoint(cfg, path, network=False)
 
 
-def check_checkpoint(cfg: DictConfig, path: str | Path, *, key: str = "ckpt_path") -> None:
+def prepare_task(cfg: DictConfig) -> Callable[[Any], None] | None:
+    """Let the task put its derived settings into the config (``task.prepare``: a style run's
+    ``styles`` into ``model`` and ``module``); returns what initializes the built module from
+    elsewhere (``init_from``), if anything."""
+    prepare = task_hook(cfg, "prepare")
+    return prepare(cfg) if prepare else None
+
+
+def check_checkpoint(
+    cfg: DictConfig, path: str | Path, *, key: str = "ckpt_path", network: bool = True
+) -> None:
     """Refuse a checkpoint this run cannot continue from: unreadable (or holding pickled code),
-    not a Lightning checkpoint of stylenet-train (a model.pt, say), or one of another network
-    than ``model`` (and ``styles``) describe.
+    not a Lightning checkpoint of stylenet-train (a model.pt, say), or, with `network`, one of
+    another network than ``model`` describes (call that after `prepare_task`, which completes
+    ``model``).
 
     Args:
         cfg: The run's config.
         path: The checkpoint (``ckpt_path=``, or the one ``resume=auto`` found).
         key: How the message names where the path came from.
+        network: Also compare the checkpoint's network with ``model``.
 
     Raises:
         ConfigError: Naming `key`, the file and what is wrong (the differing settings).
     """
+    from stylenet.inference.model_file import ModelFileError, checkpoint_card
+
     try:
         ckpt = torch_load(path, mmap=True)
     except FileReadError as err:
@@ -254,22 +205,23 @@ def check_checkpoint(cfg: DictConfig, path: str | Path, *, key: str = "ckpt_path
             f"{key}={path}: {what}, not a training checkpoint; {key} continues training from "
             "a Lightning checkpoint of stylenet-train (<run>/checkpoints/last.ckpt or step*.ckpt)"
         )
-    info = ckpt.get("stylenet")
-    saved = info.get("config") if isinstance(info, dict) else None
-    if not isinstance(saved, dict):
+    if not isinstance(ckpt.get("stylenet"), dict):
         raise ConfigError(f"{key}={path}: a Lightning checkpoint, but not one of stylenet-train")
-    styles = cfg.get("styles")
-    expected = {
-        "base_channels": OmegaConf.select(cfg, "model.base_channels"),
-        "num_residual_blocks": OmegaConf.select(cfg, "model.num_residual_blocks"),
-        "num_styles": len(styles) if styles else OmegaConf.select(cfg, "model.num_styles") or 1,
-    }
-    differ = [
-        f"{'styles (count)' if name == 'num_styles' else 'model.' + name}: {saved.get(name, 1)} "
-        f"in the checkpoint, {value} here"
-        for name, value in expected.items()
-        if value is not None and saved.get(name, 1) != value
-    ]
+    if not network:
+        return
+    try:
+        card, _ = checkpoint_card(Path(path), ckpt)
+    except ModelFileError as err:
+        raise ConfigError(f"{key}={path}: {err.reason}") from err
+    model = {str(k): v for k, v in (cfg.get("model") or {}).items() if not str(k).startswith("_")}
+    target = str(OmegaConf.select(cfg, "model._target_") or "")
+    differ = [f"model: {card.network} in the checkpoint, {target.rpartition('.')[2]} here"]
+    if target.rpartition(".")[2] == card.network:
+        differ = [
+            f"model.{name}: {card.config.get(name)} in the checkpoint, {value} here"
+            for name, value in model.items()
+            if name in card.config and card.config[name] != value
+        ]
     if differ:
         raise ConfigError(
             f"{key}={path}: a checkpoint of another network ({'; '.join(differ)}); give the "

@@ -13,7 +13,7 @@ from typing import Any
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 from torch import Tensor
 
-from stylenet.evaluation.report import METRICS, TERMS, EvaluationReport
+from stylenet.evaluation.report import EvaluationReport
 from stylenet.io.images import tensor_to_pil
 
 log = logging.getLogger(__name__)
@@ -108,24 +108,23 @@ def log_report(
     step: int,
     prefix: str = "eval",
 ) -> None:
-    """Hand an evaluation report to the loggers: W&B gets a table (one row per photo and method),
-    the grid image and the summary in the run summary; other loggers get the summary numbers.
-    Keys start with `prefix` (``eval/<style>`` for each style of a multi-style model)."""
+    """Hand an evaluation report to the loggers: W&B gets a table (one row per photo and method,
+    a column per loss term of the report), the grid image and the summary in the run summary;
+    other loggers get the summary numbers. Keys start with `prefix` (``eval/<style>`` for each
+    style of a multi-style model)."""
     metrics = report.summary.metrics(prefix)
     for logger in loggers:
         if isinstance(logger, WandbLogger):
             import wandb
 
+            terms = report.term_names()
+            columns: list[str | int] = ["photo", "method", *report.score_columns(), "seconds"]
             data = [
-                [row.photo, name, *(getattr(score, k) for k in (*TERMS, *METRICS)), score.seconds]
+                [row.photo, name, *score.numbers(terms), score.seconds]
                 for row in report.rows
                 for name, score in row.methods()
             ]
-            payload: dict[str, Any] = {
-                f"{prefix}/report": wandb.Table(
-                    columns=["photo", "method", *TERMS, *METRICS, "seconds"], data=data
-                )
-            }
+            payload: dict[str, Any] = {f"{prefix}/report": wandb.Table(columns=columns, data=data)}
             if grid.is_file():
                 payload[f"{prefix}/grid"] = wandb.Image(str(grid), caption="photo | model | L-BFGS")
             logger.experiment.log(payload)

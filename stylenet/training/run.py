@@ -1,8 +1,9 @@
 """`train(cfg)`: one training run from a composed ``configs/train.yaml``.
 
 A plain function of the config (``stylenet-train`` is its Hydra entry point, tests call it
-directly): check the inputs, build everything from the config, validate once before the first
-step (the held-out baseline every run's curves start from), fit.
+directly): check the inputs, let the task complete its settings, build everything from the
+config, validate once before the first step (the held-out baseline every run's curves start
+from), fit. Nothing here knows the task: ``configs/task/<task>.yaml`` names its module and hooks.
 """
 
 from __future__ import annotations
@@ -15,16 +16,13 @@ from typing import Any
 
 import pytorch_lightning as pl
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.loggers import Logger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from stylenet import resolvers
 from stylenet.errors import ConfigError
-from stylenet.inference.model_file import load_model, read_metadata
-from stylenet.inference.styles import style_names
-from stylenet.models import TransformerNet
 from stylenet.training.callbacks import (
     EvaluateAtEnd,
     ExportModel,
@@ -43,10 +41,10 @@ from stylenet.training.inputs import (
     check_checkpoint,
     check_inputs,
     checkpoint_dir,
-    resolve_styles,
+    prepare_task,
 )
 from stylenet.training.loggers import keep_earlier_metrics
-from stylenet.training.module import StyleTransferModule
+from stylenet.training.module import ImageToImageModule
 
 log = logging.getLogger(__name__)
 
@@ -59,27 +57,16 @@ def _instantiate_all(node: DictConfig | None) -> list[Any]:
     return [instantiate(v) for v in node.values() if v is not None and "_target_" in v]
 
 
-def _run_callbacks(
-    cfg: DictConfig, run_dir: Path, datamodule: PhotoDataModule, module: StyleTransferModule
-) -> list[Callback]:
+def _run_callbacks(cfg: DictConfig, run_dir: Path, datamodule: PhotoDataModule) -> list[Callback]:
     """The callbacks every run has (see `stylenet.training.callbacks`)."""
     model_path = run_dir / "model.pt"
-    metadata: dict[str, Any] = {
-        # absolute: stylenet-evaluate reads it from anywhere
-        "style_image": str(Path(module.style_image).resolve()),
-        "style_size": module.style_size,
-        "image_size": cfg.data.get("image_size"),
-        "loss": OmegaConf.to_container(cfg.loss, resolve=True),
-    }
-    if module.num_styles > 1:
-        metadata["styles"] = module.style_records()
     divergence = OmegaConf.select(cfg, "train.divergence") or {}
     callbacks: list[Callback] = [
         DivergenceGuard(**divergence),
         ValidateAtEnd(),
         LogSkippedFiles(datamodule, every_n_steps=cfg.trainer.get("log_every_n_steps") or 50),
         FinalCheckpoint(),
-        ExportModel(model_path, metadata),
+        ExportModel(model_path),
     ]
     if content := OmegaConf.select(cfg, "evaluate.content"):
         callbacks.append(
@@ -90,7 +77,6 @@ def _run_callbacks(
                 size=OmegaConf.select(cfg, "evaluate.size"),
                 optimize=list(OmegaConf.select(cfg, "evaluate.optimize") or []),
                 progress=bool(cfg.trainer.get("enable_progress_bar", True)),
-                styles=module.style_names if module.num_styles > 1 else [],
             )
         )
     return callbacks
@@ -122,7 +108,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     warnings.filterwarnings(
         "ignore", message=r".*your dataloader is not resumable", module="pytorch_lightning"
     )
-    base = _styles_into_config(cfg)
+    initialize = prepare_task(cfg)  # e.g. styles=[...] into model and module
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     # The resolved job config (Hydra's own settings stay in .hydra/ next to it).
@@ -131,14 +117,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     pl.seed_everything(cfg.seed, workers=True)
 
     ckpt_path = _resume_from(cfg)
-    module: StyleTransferModule = instantiate(cfg.module)
-    if base is not None:  # init_from: the trained styles and shared weights, new styles added
-        module.net.load_state_dict(base.with_styles(module.num_styles).state_dict())
+    module: ImageToImageModule = instantiate(cfg.module)
+    # For the model card (not through instantiate, which would build the loss it describes).
+    loss_config = OmegaConf.to_container(cfg.loss, resolve=True)
+    assert isinstance(loss_config, dict)
+    module.loss_config = {str(k): v for k, v in loss_config.items()}
+    if initialize is not None:  # init_from: weights from another model
+        initialize(module)
     loggers: list[Logger] = _instantiate_all(cfg.get("logger"))
     stop_on_signal = StopOnSignal()
     callbacks = [
         *_instantiate_all(cfg.get("callbacks")),
-        *_run_callbacks(cfg, run_dir, datamodule, module),
+        *_run_callbacks(cfg, run_dir, datamodule),
         stop_on_signal,
     ]
     trainer: pl.Trainer = instantiate(
@@ -182,51 +172,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
-def _styles_into_config(cfg: DictConfig) -> TransformerNet | None:
-    """Put ``styles`` (and ``init_from``) into the config: the module gets every style and
-    config.yaml says so. Returns the ``init_from`` network, if any.
-
-    Raises:
-        ConfigError: ``init_from`` without ``styles`` that start with its styles and add one.
-    """
-    init_from = cfg.get("init_from")
-    if not cfg.get("styles"):
-        if init_from:
-            raise ConfigError(
-                "init_from needs styles=[...]: the model's styles, in order, then the new ones"
-            )
-        return None
-    styles = resolve_styles(cfg)
-    names = [s["name"] for s in styles]
-    base = None
-    with open_dict(cfg):
-        cfg.model.num_styles = len(styles)
-        cfg.module.style_image = [s["image"] for s in styles]
-        cfg.module.style_size = [s["size"] for s in styles]
-        cfg.module.style_names = names
-        cfg.module.style_scales = [float(s.get("style_scale", 1.0)) for s in styles]
-        if init_from:
-            base = load_model(init_from)
-            metadata = read_metadata(init_from)
-            known = style_names(metadata, base.num_styles)
-            if names[: len(known)] != known or len(names) == len(known):
-                raise ConfigError(
-                    f"init_from={init_from} carries styles {known}: styles=[...] must list them "
-                    f"first, in that order, then the new ones (got {names})"
-                )
-            cfg.model.base_channels = base.config.base_channels
-            cfg.model.num_residual_blocks = base.config.num_residual_blocks
-            cfg.module.train_styles = list(range(len(known), len(names)))
-            if cfg.get("init_from_lr") is not None:
-                cfg.optimizer.lr = cfg.init_from_lr
-    return base
-
-
 def _resume_from(cfg: DictConfig) -> str | None:
     """The checkpoint this run continues from: ``ckpt_path``, or with ``resume=auto`` the newest
     one in the run's checkpoint folder (None: start fresh)."""
     if cfg.get("resume") != "auto":
-        return cfg.get("ckpt_path")
+        if path := cfg.get("ckpt_path"):
+            check_checkpoint(cfg, path)  # its network against the completed ``model``
+        return path or None
     folder = checkpoint_dir(cfg)
     found = find_resume_checkpoint(folder)
     if found is None:

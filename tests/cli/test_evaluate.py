@@ -10,6 +10,7 @@ import torch
 
 import stylenet.cli.evaluate as cli_evaluate
 from stylenet.cli.evaluate import main
+from stylenet.inference.model_card import ModelCard, StyleRecord
 from stylenet.inference.model_file import save_model
 from stylenet.models import TransformerNet
 from stylenet.reference.optimize import loss_preset
@@ -22,8 +23,8 @@ def model_file(tmp_path_factory, style_path) -> str:
     torch.manual_seed(0)
     net = TransformerNet(base_channels=8, num_residual_blocks=1)
     path = tmp_path_factory.mktemp("model") / "model.pt"
-    metadata = {"style_image": str(style_path), "style_size": 48, "loss": loss_preset("johnson")}
-    save_model(net, path, metadata=metadata)
+    styles = (StyleRecord(style_path.stem, str(style_path), 48),)
+    save_model(net, path, card=ModelCard(network="", styles=styles, loss=loss_preset("johnson")))
     return str(path)
 
 
@@ -82,10 +83,11 @@ def test_a_multi_style_model_gets_a_report_per_style(tmp_path, photo_dir, vgg16_
     net = TransformerNet(base_channels=8, num_residual_blocks=1, num_styles=2)
     paintings = []
     for name, colour in (("red", (220, 30, 30)), ("blue", (30, 30, 220))):
-        paintings.append({"name": name, "image": str(tmp_path / f"{name}.png"), "size": 32})
-        Image.new("RGB", (40, 40), colour).save(paintings[-1]["image"])
+        paintings.append(StyleRecord(name, str(tmp_path / f"{name}.png"), 32))
+        Image.new("RGB", (40, 40), colour).save(str(paintings[-1].image))
     path = tmp_path / "model.pt"
-    save_model(net, path, metadata={"styles": paintings, "loss": loss_preset("johnson")})
+    card = ModelCard(network="", styles=tuple(paintings), loss=loss_preset("johnson"))
+    save_model(net, path, card=card)
     photos = tmp_path / "photos"
     photos.mkdir()
     (photos / "coffee.jpg").write_bytes((photo_dir / "coffee.jpg").read_bytes())
@@ -94,12 +96,12 @@ def test_a_multi_style_model_gets_a_report_per_style(tmp_path, photo_dir, vgg16_
     reports = {
         n: json.loads((tmp_path / "all" / n / "report.json").read_text()) for n in ("red", "blue")
     }
-    assert reports["red"]["style_image"] == paintings[0]["image"]
-    assert reports["blue"]["style_image"] == paintings[1]["image"]
+    assert reports["red"]["style_image"] == paintings[0].image
+    assert reports["blue"]["style_image"] == paintings[1].image
     assert main([*args, "-o", str(tmp_path / "one"), "--model-style", "blue"]) == 0
     one = json.loads((tmp_path / "one" / "report.json").read_text())
-    assert one["style_image"] == paintings[1]["image"]
-    scores = [r["rows"][0]["model"] for r in (one, reports["blue"], reports["red"])]
+    assert one["style_image"] == paintings[1].image
+    scores = [r["rows"][0]["model"]["terms"] for r in (one, reports["blue"], reports["red"])]
     assert scores[0]["style"] == scores[1]["style"] != scores[2]["style"]
 
 

@@ -152,7 +152,7 @@ def test_an_output_in_the_way_is_named_before_any_work(
     def no_work(*args: object, **kwargs: object) -> None:
         raise AssertionError("the output should have been refused before any work")
 
-    monkeypatch.setattr(cli_export, "load_model", no_work)
+    monkeypatch.setattr(cli_export, "load_network", no_work)
     rc, stdout, err = run_main([str(model[0]), *args])
     assert rc == 2 and stdout == ""
     assert err.splitlines() == ["stylenet-export: " + message.format(file=file, dir=folder)]

@@ -17,7 +17,7 @@ import pytest
 import torch
 import yaml
 
-from stylenet.inference.model_file import load_model, read_metadata
+from stylenet.inference.model_file import load_model, read_card
 from tests.helpers import PlantedCode, read_metrics, save_tiny_model, tiny_run_overrides
 
 TRAIN = [sys.executable, "-m", "stylenet.cli.train"]
@@ -355,7 +355,7 @@ def _step(path: Path) -> int:
 
 
 def _model_step(path: Path) -> int:
-    return int(read_metadata(path)["global_step"])
+    return int(read_card(path).training.global_step or 0)
 
 
 @pytest.mark.slow
@@ -450,8 +450,10 @@ def test_sigkill_then_resume_auto_loses_at_most_one_checkpoint_interval(
     ckpt = torch.load(ckpts / "last.ckpt", weights_only=False)
     assert int(ckpt["optimizer_states"][0]["state"][0]["step"]) == 40
     # One CSV log for the whole run: the first session's rows up to its checkpoint, then the rest.
+    # Lightning writes a step's checkpoint before it logs that step's row, so a kill between the
+    # two (a few ms) loses that one row (row newest - 1): the only gap allowed.
     steps = sorted({int(r["step"]) for r in read_metrics(run_dir) if r.get("train/total")})
-    assert steps == list(range(40)), (newest, steps)
+    assert set(range(40)) - {newest - 1} <= set(steps) <= set(range(40)), (newest, steps)
     assert newest >= 6
 
 

@@ -11,6 +11,7 @@ import torch
 import stylenet.evaluation.evaluate as evaluate_module
 from stylenet.errors import ConfigError
 from stylenet.evaluation.evaluate import evaluate, training_loss
+from stylenet.inference.model_card import ModelCard, StyleRecord
 from stylenet.inference.model_file import save_model
 from stylenet.io.images import load_image
 from stylenet.models import TransformerNet
@@ -26,16 +27,15 @@ def model_file(tmp_path_factory, style_path) -> str:
     net = TransformerNet(base_channels=8, num_residual_blocks=1)
     loss_cfg = loss_preset("johnson")  # what stylenet-train records
     path = tmp_path_factory.mktemp("model") / "model.pt"
-    save_model(
-        net, path, metadata={"style_image": str(style_path), "style_size": 48, "loss": loss_cfg}
-    )
+    styles = (StyleRecord(style_path.stem, str(style_path), 48),)
+    save_model(net, path, card=ModelCard(network="", styles=styles, loss=loss_cfg))
     return str(path)
 
 
 def test_training_loss_comes_from_the_model_file(model_file, style_path, vgg16_weights) -> None:
     target = training_loss(model_file)
     assert target.style_image == str(style_path) and target.style_size == 48
-    assert "metadata" in target.source
+    assert "model card" in target.source
     assert (target.loss.content_weight, target.loss.style_weight) == (1.0, 0.5)
     assert target.loss.target_gram("relu3_3").shape == (1, 256, 256)
 
@@ -48,10 +48,9 @@ def test_report_has_one_finite_row_per_photo(
     assert [r.photo for r in report.rows] == photos
     for row in report.rows:
         for _, score in row.methods():
-            assert all(
-                math.isfinite(getattr(score, k)) for k in ("content", "style", "tv", "total")
-            )
-        assert row.input.content == 0  # the photo against itself
+            assert list(score.terms) == ["content", "style", "tv"]  # the loss's named terms
+            assert all(math.isfinite(v) for v in [*score.terms.values(), score.total])
+        assert row.input.terms["content"] == 0  # the photo against itself
         assert row.input.lpips == pytest.approx(0, abs=1e-6) and row.input.ssim == pytest.approx(1)
         assert row.model.seconds is not None and row.model.seconds > 0
         opt = row.optimization
@@ -104,3 +103,35 @@ def test_a_missing_content_or_an_output_file_is_refused_before_any_work(
     (tmp_path / "notes.txt").write_text("a file")
     with pytest.raises(ConfigError, match=r"output folder .*notes\.txt is a file"):
         evaluate(model_file, photo_dir, tmp_path / "notes.txt")
+
+
+def test_a_model_trained_with_a_pixel_loss_reports_the_pixel_term(
+    tmp_path, photo_dir, style_path
+) -> None:
+    # Issue 17: the report's columns are the training loss's named terms, so the pixel term
+    # (in `total` all along) gets its column too. A random VGG is enough to say so.
+    torch.manual_seed(0)
+    loss_cfg = {**loss_preset("johnson"), "pixel_weight": 2.0}
+    loss_cfg["vgg"] = {**loss_cfg["vgg"], "weights": "random"}
+    card = ModelCard(
+        network="TransformerNet",
+        styles=(StyleRecord("glass", image=str(style_path), size=32),),
+        loss=loss_cfg,
+    )
+    path = save_model(
+        TransformerNet(base_channels=8, num_residual_blocks=1), tmp_path / "model.pt", card=card
+    )
+    with pytest.warns(UserWarning, match="RANDOMLY INITIALIZED"):
+        report = evaluate(path, photo_dir, tmp_path / "eval", size=32, progress=False)
+    assert report.term_names() == ["content", "style", "tv", "pixel"]
+    assert report.loss_weights["pixel"] == 2.0
+    for row in report.rows:
+        assert row.input.terms["pixel"] == 0 and row.model.terms["pixel"] > 0
+        assert sum(row.model.terms.values()) == pytest.approx(row.model.total, rel=1e-5)
+    on_disk = json.loads((tmp_path / "eval" / "report.json").read_text())
+    assert on_disk["rows"][0]["model"]["terms"]["pixel"] == report.rows[0].model.terms["pixel"]
+    table = (tmp_path / "eval" / "report.md").read_text().splitlines()
+    header = next(line for line in table if line.startswith("| photo | method |"))
+    assert header == (
+        "| photo | method | content | style | tv | pixel | total | LPIPS | SSIM | seconds |"
+    )

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from stylenet.inference.export import export_onnx, export_torchscript
+from stylenet.inference.model_card import ModelCard, StyleRecord
 from stylenet.models import TransformerNet
 from tests.helpers import save_tiny_model
 
@@ -36,6 +37,7 @@ def exported(model: tuple[Path, TransformerNet]) -> dict[str, Path]:
         "torchscript": path.with_name("model.torchscript.pt"),
         "onnx": path.with_name("model.onnx"),
     }
-    export_torchscript(net, files["torchscript"], metadata={"style": "x"})
-    export_onnx(net, files["onnx"], metadata={"style": "x"})
+    card = ModelCard(network="", styles=(StyleRecord("x"),))
+    export_torchscript(net, files["torchscript"], card=card)
+    export_onnx(net, files["onnx"], card=card)
     return files

@@ -35,10 +35,12 @@ def test_exported_files_describe_themselves(exported) -> None:
     with zipfile.ZipFile(exported["torchscript"]) as zf:
         name = next(n for n in zf.namelist() if n.endswith("extra/stylenet.json"))
         info = json.loads(zf.read(name))
-    assert info["config"] == {"base_channels": 8, "num_residual_blocks": 1}
-    assert info["metadata"]["style"] == "x"
+    card = info["card"]
+    assert (card["network"], card["task"], card["scale"]) == ("TransformerNet", "style", 1)
+    assert card["config"] == {"base_channels": 8, "num_residual_blocks": 1, "num_styles": 1}
+    assert card["styles"][0]["name"] == "x"
     props = {p.key: p.value for p in onnx.load(exported["onnx"]).metadata_props}
-    assert json.loads(props["stylenet"])["config"] == info["config"]
+    assert json.loads(props["stylenet"])["card"] == card
 
 
 def test_exports_run_without_stylenet_at_new_sizes(exported, model, tmp_path: Path) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
+import stylenet
+from stylenet.inference.model_card import ModelCard, StyleRecord
 from stylenet.inference.model_file import (
     ModelFileError,
     detect_format,
     load_model,
-    read_metadata,
+    read_card,
     save_model,
 )
 from stylenet.models import TransformerNet
@@ -17,9 +19,15 @@ from stylenet.models import TransformerNet
 
 def test_model_file_round_trip(tmp_path) -> None:
     net = TransformerNet(base_channels=8, num_residual_blocks=2)
-    path = save_model(net, tmp_path / "sub" / "model.pt", metadata={"style_image": "x.jpg"})
+    card = ModelCard(network="", styles=(StyleRecord("x", "/p/x.jpg", 64),), loss={"a": 1})
+    path = save_model(net, tmp_path / "sub" / "model.pt", card=card)
     assert detect_format(path) == "stylenet"
-    assert read_metadata(path) == {"style_image": "x.jpg"}
+    read = read_card(path)
+    assert read == card.replace(
+        network="TransformerNet",
+        config={"base_channels": 8, "num_residual_blocks": 2, "num_styles": 1},
+    )
+    assert read.version == 2 and read.stylenet_version == stylenet.__version__
     loaded = load_model(path)
     assert loaded.config.to_dict() == {"base_channels": 8, "num_residual_blocks": 2}
     x = torch.rand(1, 3, 16, 16)

@@ -14,8 +14,9 @@ from stylenet.cli.export import main as export_main
 from stylenet.cli.stylize import main as stylize_main
 from stylenet.errors import ConfigError
 from stylenet.inference.batch import Options, plan_styles, stylize_all
+from stylenet.inference.model_card import ModelCard, StyleRecord
 from stylenet.inference.model_file import detect_format
-from stylenet.inference.styles import parse_mix, style_names, style_weights
+from stylenet.inference.styles import parse_mix, style_weights
 from stylenet.io.images import load_image, pil_to_tensor
 from stylenet.models import TransformerNet
 from tests.helpers import photo, run_cli, save_tiny_multistyle_model
@@ -29,9 +30,11 @@ def multi(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TransformerNe
 
 
 def test_names_mixes_and_weights() -> None:
-    assert style_names({"styles": [{"name": "a"}, {"name": "b"}]}, 2) == ["a", "b"]
-    assert style_names({}, 3) == ["0", "1", "2"]  # no record: indices
-    assert style_names({"style_image": "/p/mosaic.jpg"}, 1) == ["mosaic"]  # a one-style model
+    card = ModelCard(network="TransformerNet", styles=(StyleRecord("a"), StyleRecord("b")))
+    assert card.style_names(2) == ["a", "b"]
+    assert ModelCard(network="TransformerNet").style_names(3) == ["0", "1", "2"]  # indices
+    legacy = ModelCard.from_legacy({"style_image": "/p/mosaic.jpg"}, {})  # a one-style model
+    assert legacy.style_names(1) == ["mosaic"]
     assert parse_mix("mosaic:0.7, candy:0.3") == {"mosaic": 0.7, "candy": 0.3}
     with pytest.raises(ConfigError, match="expected NAME:WEIGHT pairs"):
         parse_mix("mosaic=0.7")

@@ -7,7 +7,7 @@ import pytest
 import torch
 from pytorch_lightning.callbacks import Callback
 
-from stylenet.inference.model_file import load_model
+from stylenet.inference.model_file import load_model, read_card
 from stylenet.training.run import train
 from tests.helpers import ComposeTrain, read_metrics, tiny_run_overrides, val_series
 
@@ -31,7 +31,7 @@ def test_the_final_state_is_validated_and_checkpointed(
     ]
     last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)
     assert last["global_step"] == 5
-    assert torch.load(tmp_path / "model.pt", weights_only=False)["metadata"]["global_step"] == 5
+    assert read_card(tmp_path / "model.pt").training.global_step == 5
 
 
 class FailAtStep(Callback):
@@ -56,4 +56,4 @@ def test_a_crash_mid_run_still_leaves_the_model_file(
         train(compose_train(overrides, tmp_path))
     net = load_model(tmp_path / "model.pt")
     assert net.config.base_channels == 16
-    assert torch.load(tmp_path / "model.pt", weights_only=False)["metadata"]["global_step"] == 3
+    assert read_card(tmp_path / "model.pt").training.global_step == 3

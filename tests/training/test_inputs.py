@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from stylenet.errors import ConfigError
-from stylenet.training.inputs import check_inputs, check_settings, resolve_styles
+from stylenet.training.inputs import check_inputs, check_settings
 from stylenet.training.run import train
+from stylenet.training.style_setup import resolve_styles
 from tests.helpers import ComposeTrain, tiny_run_overrides
 
 

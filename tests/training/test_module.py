@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from stylenet.errors import ConfigError
+from stylenet.inference.model_card import ModelCard
 from stylenet.losses import PerceptualLoss, VGG16Features
 from stylenet.models import TransformerNet
-from stylenet.training.module import StyleTransferModule
+from stylenet.training.style import StyleTransferModule
 
 
 @pytest.fixture
@@ -96,8 +97,11 @@ def test_checkpoints_hold_the_network_and_its_config_not_the_vgg(
     assert not any(k.startswith("loss.vgg") for k in state)
     checkpoint: dict = {}
     module.on_save_checkpoint(checkpoint)
-    assert checkpoint["stylenet"]["config"] == {"base_channels": 4, "num_residual_blocks": 1}
-    assert checkpoint["stylenet"]["style_image"] == module.style_image
+    card = ModelCard.from_dict(checkpoint["stylenet"]["card"])
+    assert (card.network, card.task, card.scale) == ("TransformerNet", "style", 1)
+    assert card.config == {"base_channels": 4, "num_residual_blocks": 1, "num_styles": 1}
+    assert card.styles[0].image == str(Path(module.style_image).resolve())
+    assert card.training.global_step == 7
 
 
 def _losses_over_steps(
@@ -107,7 +111,7 @@ def _losses_over_steps(
     losses = []
     for images in batches:
         with torch.autocast("cpu", **autocast) if autocast else contextlib.nullcontext():
-            total = module.train_terms(images)["total"]
+            total = module.train_terms(images, images)["total"]
         total.backward()
         optimizer.step()
         optimizer.zero_grad()
@@ -223,8 +227,8 @@ def test_validation_reports_every_style_and_draws_photos_by_styles(multi_module,
     assert Image.open(grid).size == (4 * 32 + 5 * 4, 2 * 32 + 3 * 4)  # photo + 3 styles, 2 rows
     checkpoint: dict = {}
     multi_module.on_save_checkpoint(checkpoint)
-    assert [s["name"] for s in checkpoint["stylenet"]["styles"]] == ["red", "green", "blue"]
-    assert checkpoint["stylenet"]["config"]["num_styles"] == 3
+    card = ModelCard.from_dict(checkpoint["stylenet"]["card"])
+    assert card.style_names(3) == ["red", "green", "blue"] and card.config["num_styles"] == 3
 
 
 def test_style_images_must_match_the_network(style_path: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from stylenet.inference.model_file import load_model, read_metadata
+from stylenet.inference.model_file import load_model, read_card
 from stylenet.training.run import train
 from tests.helpers import ComposeTrain, read_metrics, tiny_run_overrides, val_series
 
@@ -46,7 +46,11 @@ def test_training_lowers_style_loss_and_writes_artifacts(
     assert ckpt["optimizer_states"] and ckpt["optimizer_states"][0]["state"]
     assert not [k for k in ckpt["state_dict"] if k.startswith("loss.vgg")]
     assert any(k.startswith("net.") for k in ckpt["state_dict"])
-    assert ckpt["stylenet"]["config"] == {"base_channels": 32, "num_residual_blocks": 5}
+    card = read_card(run_dir / "checkpoints" / "last.ckpt")
+    assert card.config == {"base_channels": 32, "num_residual_blocks": 5, "num_styles": 1}
+    assert card.loss["style_weight"] == 0.5 and card.training.image_size == 64
+    assert card.styles[0].name == style_path.stem and card.training.global_step == 60
+    assert read_card(metrics["model_path"]) == card  # model.pt says the same
 
     # The exported model reproduces the trained network.
     net = load_model(metrics["model_path"])
@@ -164,8 +168,8 @@ def test_one_network_learns_several_styles(
     assert saved["module"]["style_names"] == [style_path.stem, "stripes"]
     assert saved["model"]["num_styles"] == 2
     assert saved["module"]["style_scales"] == [1.0, 2.0]
-    records = read_metadata(metrics["model_path"])["styles"]
-    assert [r["style_scale"] for r in records] == [1.0, 2.0]
+    records = read_card(metrics["model_path"]).styles
+    assert [r.style_scale for r in records] == [1.0, 2.0]
 
 
 def test_a_style_is_added_by_training_only_its_own_scale_and_shift(
