@@ -23,9 +23,6 @@ from stylenet.losses.terms import (
 )
 from stylenet.losses.vgg import VGG16Features
 
-# In every loss dict, zero when off: the logs and reports of every run have these columns.
-_ALWAYS_RETURNED = (ContentLoss.name, StyleLoss.name)
-
 
 class PerceptualLoss(nn.Module):
     """Weighted sum of named terms: content, style, TV and pixel (`stylenet.losses.terms`).
@@ -96,6 +93,17 @@ class PerceptualLoss(nn.Module):
         if self.pixel_weight:
             terms.append(PixelLoss(self.pixel_weight))
         self.terms = nn.ModuleDict({term.name: term for term in terms})
+        # Content and style given layers are in every loss dict, zero when their weight is 0
+        # (a style run's logs and reports always have both columns); a loss without style
+        # layers (super-resolution) has no style key.
+        self.zero_terms = [
+            name
+            for name, layers in (
+                (ContentLoss.name, self.content_layers),
+                (StyleLoss.name, self.style_layers),
+            )
+            if layers and name not in self.terms
+        ]
         # What the one VGG pass on the output, and the one on the target, return: ordered,
         # de-duplicated layer names.
         self.vgg_layers = list(dict.fromkeys(n for term in terms for n in term.layers))
@@ -208,7 +216,7 @@ class PerceptualLoss(nn.Module):
         for name in TERM_NAMES:
             if name in self.terms:
                 terms[name] = self.terms[name](inputs)
-            elif name in _ALWAYS_RETURNED:
+            elif name in self.zero_terms:
                 terms[name] = output.new_zeros((), dtype=torch.float32)
         # The sum of scalar tensors (Python's `sum` starts from the int 0).
         terms["total"] = torch.stack(list(terms.values())).sum()

@@ -19,16 +19,17 @@ Where we depart from the paper, and why:
 - the network predicts a residual over a bicubic ×f upsample of its input instead of the image
   itself (global residual learning, Kim, Lee & Lee 2016, "VDSR"; Real-ESRGAN's SRVGGNetCompact
   adds an upsampled input the same way). The trunk still runs at the low resolution as in the
-  paper; only the skip is upsampled. The untrained network is bicubic upsampling exactly (the last
-  conv starts at zero), so training starts from the classical baseline instead of from grey, which
-  converges in far fewer steps (matters on a CPU). See `SuperResolutionNet.forward` for the output
-  range.
+  paper; only the skip is upsampled. The untrained network is bicubic upsampling but for a
+  faint residual (the last conv starts at a tenth of PyTorch's init), so training starts from the
+  classical baseline instead of from grey, which converges in far fewer steps (matters on a CPU).
+  See `SuperResolutionNet.forward` for the output range.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -102,6 +103,10 @@ class UpsampleConvReLU(nn.Module):
         return F.relu(self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest")))
 
 
+# The last conv's initial weights, as a fraction of PyTorch's default init (see the network).
+RESIDUAL_INIT = 0.1
+
+
 class SuperResolutionNet(nn.Module):
     """Feed-forward super-resolution: (B, 3, h, w) in [0, 1] → (B, 3, h·scale, w·scale) in [0, 1].
 
@@ -132,10 +137,14 @@ class SuperResolutionNet(nn.Module):
             *[UpsampleConvReLU(c) for _ in range(self.config.num_upsamplings)]
         )
         self.tail = ConvLayer(c, 3, 9)  # c9s1-3, no activation: a residual over bicubic
-        # Zero residual at the start: the untrained network is bicubic upsampling (module
-        # docstring). The weights still get gradients (the input to this conv is not zero).
-        for p in self.tail.parameters():
-            nn.init.zeros_(p)
+        # A small residual at the start (PyTorch's init × RESIDUAL_INIT, bias 0): the untrained
+        # network is bicubic upsampling but for a faint residual, and every layer gets a
+        # gradient from the first step. A zero last conv (an exactly bicubic start) left the
+        # layers before it without gradient until it grew: on a 32-channel ×4 net overfitting two
+        # 64² photo crops (Adam 1e-3), MSE after 100 steps fell 6% from zero, 36% from 0.1.
+        with torch.no_grad():
+            self.tail.conv.weight.mul_(RESIDUAL_INIT)
+            nn.init.zeros_(self.tail.conv.bias)
 
     @classmethod
     def from_config(cls, config: SuperResolutionConfig | dict) -> SuperResolutionNet:

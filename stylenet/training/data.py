@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -51,14 +52,20 @@ class PhotoFolder(Dataset[Tensor]):
         files: Image files, e.g. from ``find_images``.
         image_size: Side S of the square crops.
         train: Random crops if True; deterministic centre crops if False.
+        resize: Resize each photo's short side to S before cropping (style transfer: crops of
+            the whole scene); False crops at the photo's own resolution (super-resolution: the
+            detail of the original pixels), resizing only photos whose short side is under S.
     """
 
-    def __init__(self, files: Sequence[Path], *, image_size: int, train: bool) -> None:
+    def __init__(
+        self, files: Sequence[Path], *, image_size: int, train: bool, resize: bool = True
+    ) -> None:
         if image_size < 1:
             raise ConfigError(f"image_size must be positive, got {image_size}")
         self.files = [Path(f) for f in files]
         self.image_size = image_size
         self.train = train
+        self.resize = resize
         # (N,) uint8 in shared memory: workers mark files here and the main process reads it.
         self._bad = torch.zeros(len(self.files), dtype=torch.uint8).share_memory_()
         self._warned: set[int] = set()
@@ -94,6 +101,8 @@ class PhotoFolder(Dataset[Tensor]):
     def _resize_short_side(self, img: Image.Image) -> Image.Image:
         s = self.image_size
         w, h = img.size
+        if not self.resize and min(w, h) >= s:
+            return img
         scale = s / min(w, h)
         # max(s, ...) so rounding can never leave the short side at s - 1.
         new = (max(s, round(w * scale)), max(s, round(h * scale)))
@@ -216,6 +225,10 @@ class PhotoDataModule(pl.LightningDataModule):
         pin_memory: Pin host memory (only takes effect when CUDA is available).
         persistent_workers: Keep workers alive between epochs; None means ``num_workers > 0``.
         prefetch_factor: Batches each worker loads ahead (torch's default: 2).
+        resize: Resize photos' short side to the crop size before cropping (see `PhotoFolder`).
+        wrap: Called with each `PhotoFolder` (train and held-out) to make the dataset the
+            loaders read: a task's data transform (``SuperResolutionPairs``: (low-res, high-res)
+            pairs). None: the crops themselves.
     """
 
     def __init__(
@@ -232,6 +245,8 @@ class PhotoDataModule(pl.LightningDataModule):
         pin_memory: bool = True,
         persistent_workers: bool | None = None,
         prefetch_factor: int = 2,
+        resize: bool = True,
+        wrap: Callable[[PhotoFolder], Dataset[Any]] | None = None,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -244,7 +259,8 @@ class PhotoDataModule(pl.LightningDataModule):
             raise ConfigError(f"max_val_images must be >= 0 or None, got {max_val_images}")
         if not 0.0 <= val_fraction < 1.0:
             raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}")
-        self.save_hyperparameters(logger=False)
+        # (wrap is a function: not data a checkpoint may hold, see checkpoints.py)
+        self.save_hyperparameters(ignore=["wrap"], logger=False)
         self.root = Path(root)
         self.val_root = Path(val_root) if val_root is not None else None
         self.val_fraction = val_fraction
@@ -260,6 +276,8 @@ class PhotoDataModule(pl.LightningDataModule):
             else persistent_workers and num_workers > 0
         )
         self.prefetch_factor = prefetch_factor
+        self.resize = resize
+        self.wrap = wrap
         self.train_set: PhotoFolder | None = None
         self.val_set: PhotoFolder | None = None
 
@@ -292,8 +310,12 @@ class PhotoDataModule(pl.LightningDataModule):
             )
         if self.max_val_images is not None:
             val_files = val_files[: self.max_val_images]
-        self.train_set = PhotoFolder(train_files, image_size=self.image_size, train=True)
-        self.val_set = PhotoFolder(val_files, image_size=self.val_image_size, train=False)
+        self.train_set = PhotoFolder(
+            train_files, image_size=self.image_size, train=True, resize=self.resize
+        )
+        self.val_set = PhotoFolder(
+            val_files, image_size=self.val_image_size, train=False, resize=self.resize
+        )
         log.info(
             "%d training images under %s, %d validation images",
             len(train_files),
@@ -352,7 +374,7 @@ class PhotoDataModule(pl.LightningDataModule):
 
     def _loader(self, dataset: PhotoFolder, *, shuffle: bool, drop_last: bool) -> DataLoader:
         return DataLoader(
-            dataset,
+            self.wrap(dataset) if self.wrap is not None else dataset,
             batch_size=self.batch_size,
             shuffle=shuffle,
             drop_last=drop_last,

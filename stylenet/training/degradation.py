@@ -15,6 +15,7 @@ Deterministic: the blur is fixed, so a crop always gives the same low-resolution
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +25,14 @@ from torch.utils.data import Dataset
 from stylenet.errors import ConfigError
 from stylenet.models import SuperResolutionNet
 
-__all__ = ["BLUR_SIGMA", "BLUR_TRUNCATE", "SuperResolutionPairs", "degrade", "gaussian_blur"]
+__all__ = [
+    "BLUR_SIGMA",
+    "BLUR_TRUNCATE",
+    "SuperResolutionPairs",
+    "check_superres_inputs",
+    "degrade",
+    "gaussian_blur",
+]
 
 BLUR_SIGMA = 1.0  # Johnson et al. 2016, Sec. 4.2
 # Taps out to 4σ either side (9 at σ = 1), scipy.ndimage.gaussian_filter's default truncate;
@@ -127,3 +135,24 @@ class SuperResolutionPairs(Dataset[tuple[Tensor, Tensor]]):
         hr = self.crops[index]
         self._check_size(hr.shape[-2], hr.shape[-1])
         return degrade(hr, self.scale), hr
+
+
+def check_superres_inputs(cfg: Any) -> None:
+    """``task=superres``'s input check (``task.check_inputs``): the scale is one the network
+    takes and the crops divide into low-resolution inputs it can run on, before anything is
+    built.
+
+    Raises:
+        ConfigError: Naming ``scale`` or ``data.image_size`` / ``data.val_image_size``.
+    """
+    scale = cfg.get("scale")
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 2 or scale & (scale - 1):
+        raise ConfigError(f"scale={scale}: must be a power of 2 >= 2 (the paper trains 4 and 8)")
+    data = cfg.get("data") or {}
+    for key in ("image_size", "val_image_size"):
+        size = data.get(key)
+        if isinstance(size, int):
+            try:
+                SuperResolutionPairs([], scale=scale)._check_size(size, size)
+            except ConfigError as err:
+                raise ConfigError(str(err).replace("data.image_size", f"data.{key}")) from None

@@ -101,8 +101,22 @@ ROWS: dict[str, tuple[list[str], str]] = {
         ["ckpt_path={tmp}/planted.ckpt"],
         "ckpt_path={tmp}/planted.ckpt: it holds a pickled posix.system; stylenet loads tensors",
     ),
+    "super-resolution scale not a power of 2": (
+        ["task=superres", "scale=3"],
+        "scale=3: must be a power of 2 >= 2",
+    ),
+    "super-resolution crop not a multiple of the scale": (
+        ["task=superres", "data.image_size=30"],
+        "data.image_size=30 is not a multiple of scale=4",
+    ),
     "unknown config key": (["trainer.max_step=5"], "Could not override 'trainer.max_step'"),
+    "a style-only setting with task=superres": (
+        ["task=superres", "styles=[mosaic]"],
+        "Could not override 'styles'",
+    ),
 }
+# Rows Hydra refuses itself, before a job starts: its own message (several lines), exit 2.
+HYDRA_ROWS = ("unknown config key", "a style-only setting with task=superres")
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +169,7 @@ def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line and not line.startswith("Seed set")]
 
 
-@pytest.mark.parametrize("row", [r for r in ROWS if r != "unknown config key"])
+@pytest.mark.parametrize("row", [r for r in ROWS if r not in HYDRA_ROWS])
 def test_a_user_error_is_one_line_and_exit_status_2(row: str, rows) -> None:
     proc, expected = rows[row]
     assert proc.returncode == 2, proc.stderr[-2000:]
@@ -164,8 +178,9 @@ def test_a_user_error_is_one_line_and_exit_status_2(row: str, rows) -> None:
     assert line.startswith("stylenet-train: ") and expected in line, line
 
 
-def test_a_config_hydra_cannot_compose_exits_2_with_hydras_message(rows) -> None:
-    proc, expected = rows["unknown config key"]
+@pytest.mark.parametrize("row", HYDRA_ROWS)
+def test_a_config_hydra_cannot_compose_exits_2_with_hydras_message(row: str, rows) -> None:
+    proc, expected = rows[row]
     assert proc.returncode == 2
     assert expected in proc.stderr and "Traceback" not in proc.stderr
 

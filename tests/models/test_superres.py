@@ -59,12 +59,14 @@ def test_output_is_scale_times_larger_for_any_size(scale: int, h: int, w: int) -
         assert y.min() >= 0 and y.max() <= 1
 
 
-def test_untrained_network_is_bicubic_upsampling() -> None:
+def test_untrained_network_is_bicubic_upsampling_but_for_a_faint_residual() -> None:
+    torch.manual_seed(0)
     net = SuperResolutionNet(scale=4, channels=8, num_residual_blocks=1).eval()
     x = torch.rand(1, 3, 9, 11)
     bicubic = F.interpolate(x, scale_factor=4.0, mode="bicubic", align_corners=False)
     with torch.no_grad():
-        assert torch.equal(net(x), bicubic.clamp(0, 1))
+        diff = (net(x) - bicubic.clamp(0, 1)).abs()
+    assert 0 < diff.max() < 0.05, diff.max()
 
 
 def test_rejects_what_it_cannot_take() -> None:
@@ -107,11 +109,12 @@ def test_gradients_reach_every_parameter_and_the_input() -> None:
     assert x.grad is not None and x.grad.abs().sum() > 0
 
 
-def test_untrained_network_trains_its_last_conv_first() -> None:
-    # The last conv starts at zero: only it gets a gradient on the first step, then the rest.
+def test_every_layer_of_an_untrained_network_gets_a_gradient() -> None:
+    # (A zero last conv would starve every layer before it until it grew.)
     net = SuperResolutionNet(scale=4, channels=8, num_residual_blocks=1).train()
     net(torch.rand(1, 3, 6, 6)).mean().backward()
-    assert net.tail.conv.weight.grad is not None and net.tail.conv.weight.grad.abs().sum() > 0
+    for name, p in net.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
 
 
 def test_clamp_passes_the_gradient_of_saturated_pixels() -> None:
