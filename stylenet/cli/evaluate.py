@@ -1,7 +1,9 @@
-"""`stylenet-evaluate MODEL --content DIR -o OUT`: score a model against the optimum of its loss.
+"""`stylenet-evaluate MODEL --content DIR -o OUT`: score a style model against the optimum of its
+loss, or a super-resolution model against bicubic upsampling (the model's card says which).
 
 stylenet-evaluate model.pt --content photos/ -o eval/
 stylenet-evaluate model.pt --content photos/ --style art.jpg -o eval/ --optimize 100,300,500
+stylenet-evaluate sr_x4.pt --content photos/ -o eval/ --compare pixel_x4.pt
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ from stylenet.cli.common import (
 )
 from stylenet.errors import ConfigError
 from stylenet.evaluation.evaluate import DEFAULT_OPTIMIZE, DEFAULT_SIZE, evaluate_styles
+from stylenet.evaluation.superres import evaluate_superres
 from stylenet.inference.api import load
+from stylenet.inference.model_card import ModelCard
+from stylenet.inference.model_file import read_card
 
 
 def _iterations(text: str) -> list[int]:
@@ -42,12 +47,17 @@ def build_parser() -> ArgumentParser:
         description="How close does a trained model come to the optimum of its own loss? Scores "
         "the model's outputs with its training loss and with LPIPS and SSIM against the photo, "
         "next to the photos and, with --optimize, Gatys L-BFGS optimization; writes "
-        "report.json, report.md, grid.jpg and images/.",
+        "report.json, report.md, grid.jpg and images/. A super-resolution model is scored "
+        "instead against bicubic upsampling (and --compare models) on the photos' degraded "
+        "copies: PSNR and SSIM on the Y channel with the border cropped, as SR papers report "
+        "them, and LPIPS against the photo.",
         epilog=EPILOG,
     )
     p.add_argument("model", type=Path, help="model.pt, .ckpt, TorchScript or ONNX file")
     p.add_argument("--content", type=Path, required=True, help="photo folder (or one photo)")
-    p.add_argument("--style", type=Path, help="style image (default: recorded in model.pt)")
+    p.add_argument(
+        "--style", type=Path, help="style image (default: recorded in model.pt; style models)"
+    )
     p.add_argument(
         "--style-size", type=at_least(1), help="long side of the style image (default: recorded)"
     )
@@ -73,7 +83,47 @@ def build_parser() -> ArgumentParser:
         metavar="NAME|INDEX",
         help="which style of a multi-style model (default: each, into OUTPUT/<style>/)",
     )
+    p.add_argument(
+        "--compare",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="OTHER_MODEL.pt",
+        help="super-resolution only: another model of the same scale to score beside it (e.g. "
+        "the pixel-loss model); repeatable",
+    )
     return p
+
+
+# Options that mean something for style-transfer models only.
+_STYLE_ONLY = (
+    ("--style", "style"),
+    ("--style-size", "style_size"),
+    ("--optimize", "optimize"),
+    ("--model-style", "model_style"),
+)
+
+
+def _evaluate_superres(args: argparse.Namespace, card: ModelCard) -> int:
+    for flag, dest in _STYLE_ONLY:
+        if getattr(args, dest) not in (None, []):
+            raise ConfigError(
+                f"{flag} is for style-transfer models; {args.model} is a super-resolution "
+                f"model (×{card.scale})"
+            )
+    report = evaluate_superres(
+        args.model,
+        args.content,
+        args.output,
+        compare=args.compare,
+        size=args.size,
+        device=args.device,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+    print(report.markdown())
+    print(f"wrote {args.output / 'report.json'}, report.md, grid.jpg")
+    return EXIT_FAILED if report.skipped else EXIT_OK
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -82,6 +132,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     check_output_folder(args.output, "-o/--output")
     if not args.content.exists():
         raise ConfigError(f"--content {args.content}: no such file or folder")
+    card = read_card(args.model)
+    if card.task == "superres":
+        return _evaluate_superres(args, card)
+    if args.compare:
+        raise ConfigError(
+            f"--compare is for super-resolution models; {args.model} is a style-transfer model"
+        )
     styles: list[str] = []
     if args.model_style is None:
         styles = load(args.model, device="cpu").styles  # multi-style: a report per style

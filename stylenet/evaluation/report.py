@@ -1,6 +1,8 @@
 """What `stylenet.evaluation.evaluate` measured, as data (`EvaluationReport`: a row per photo,
-a score per method, the means) and as the files it writes (``report.json``, ``report.md``).
-Scoring lives in `evaluate`; this module only holds and renders the numbers."""
+a score per method, the means) and as the files it writes (``report.json``, ``report.md``); the
+same for a super-resolution model (`SuperResolutionReport`, measured by
+`stylenet.evaluation.superres`). Scoring lives in those modules; this one only holds and renders
+the numbers. Both reports are a `LoggableReport`: what the training loggers read."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from stylenet.losses import TERM_NAMES
 
@@ -172,6 +175,10 @@ class EvaluationReport:
         """The names of `Score.numbers`: the report's loss terms, total, then `METRICS`."""
         return [*self.term_names(), "total", *METRICS]
 
+    def grid_caption(self) -> str:
+        """What the columns of ``grid.jpg`` show."""
+        return "photo | model | L-BFGS" if self.optimizer else "photo | model"
+
     def markdown(self) -> str:
         """The report as Markdown: one row per photo and method, then the summary."""
         terms = self.term_names()
@@ -214,6 +221,262 @@ class EvaluationReport:
         if self.skipped:
             lines += ["", "Skipped: " + "; ".join(f"{x.photo} ({x.error})" for x in self.skipped)]
         return "\n".join(lines) + "\n"
+
+
+# --- super-resolution ---------------------------------------------------------------------------
+
+SR_METRICS = ("psnr", "ssim", "lpips")  # a `SuperResolutionScore`'s numbers, in table order
+SR_BASELINE = "bicubic"  # the baseline's method name in a `SuperResolutionReport`
+
+LPIPS_SHARES_THE_LOSS_NETWORK = (
+    "LPIPS-VGG runs on the same ImageNet VGG-16 as the perceptual training loss, whose relu2_2 "
+    "features are one of the five layers LPIPS compares: a model trained with the perceptual "
+    "loss was optimized on part of what LPIPS measures, so LPIPS favours it. In the same way "
+    "PSNR favours a model trained with the pixel loss (mean squared error, which PSNR measures)."
+)
+
+
+@dataclass(frozen=True)
+class SuperResolutionScore:
+    """One upscaled image against its high-resolution photo.
+
+    Attributes:
+        psnr: PSNR in dB of the Y channel with `scale` px cropped from each side (SR papers'
+            convention, `stylenet.evaluation.metrics.sr_psnr_ssim`); higher is better.
+        ssim: SSIM of the same cropped Y channel; 1 for the photo itself.
+        lpips: LPIPS (VGG, v0.1) to the photo, RGB, whole image; 0 for the photo itself.
+        seconds: Wall time from the low-resolution input to the image.
+    """
+
+    psnr: float
+    ssim: float
+    lpips: float
+    seconds: float | None = None
+
+    def numbers(self, terms: Sequence[str] = ()) -> list[float]:
+        """A table row's numbers, `SR_METRICS` (`terms` is ignored: there are no loss terms;
+        it keeps `Score.numbers`' signature for the loggers)."""
+        return [self.psnr, self.ssim, self.lpips]
+
+
+@dataclass(frozen=True)
+class SuperResolutionMethod:
+    """One way of upscaling the low-resolution input.
+
+    Attributes:
+        name: Its name in the tables and metric keys: ``bicubic``, ``model``, ``compare1``, ...
+        source: The model file ("" for bicubic).
+        description: What it is, in words (network, training steps, loss weights).
+    """
+
+    name: str
+    source: str
+    description: str
+
+
+@dataclass(frozen=True)
+class SuperResolutionPhoto:
+    """One photo of a `SuperResolutionReport`: a score per method."""
+
+    photo: str  # relative to the content folder
+    loaded: tuple[int, int]  # (H, W) at --size, before the crop
+    size: tuple[int, int]  # (H, W) of the high-resolution crop scored: multiples of the scale
+    scores: dict[str, SuperResolutionScore]  # method name -> score, in the report's order
+
+    def methods(self) -> list[tuple[str, SuperResolutionScore]]:
+        """(method name, score) in the report's order."""
+        return list(self.scores.items())
+
+
+@dataclass(frozen=True)
+class SuperResolutionMeans:
+    """One method's means over the photos; `psnr_gain` is its mean PSNR minus bicubic's (dB)."""
+
+    name: str
+    psnr: float
+    ssim: float
+    lpips: float
+    seconds: float
+    psnr_gain: float
+
+
+@dataclass(frozen=True)
+class SuperResolutionSummary:
+    """Means over the photos scored, one entry per method (bicubic first)."""
+
+    photos: int
+    methods: list[SuperResolutionMeans]
+
+    @classmethod
+    def of(
+        cls, rows: Sequence[SuperResolutionPhoto], names: Sequence[str]
+    ) -> SuperResolutionSummary:
+        means: dict[str, dict[str, float]] = {}
+        for name in names:
+            scores = [r.scores[name] for r in rows]
+            means[name] = {k: _mean([getattr(s, k) for s in scores]) for k in SR_METRICS}
+            means[name]["seconds"] = _mean([s.seconds or 0.0 for s in scores])
+        base = means[SR_BASELINE]["psnr"] if SR_BASELINE in means else math.nan
+        return cls(
+            photos=len(rows),
+            methods=[
+                SuperResolutionMeans(name=n, psnr_gain=m["psnr"] - base, **m)
+                for n, m in means.items()
+            ],
+        )
+
+    def of_method(self, name: str) -> SuperResolutionMeans:
+        """The means of the method called `name`.
+
+        Raises:
+            KeyError: No such method.
+        """
+        for means in self.methods:
+            if means.name == name:
+                return means
+        raise KeyError(name)
+
+    def metrics(self, prefix: str = "eval") -> dict[str, float]:
+        """Flat numbers for loggers: ``eval/photos``, ``eval/<method>/{psnr,ssim,lpips,seconds}``
+        for each method (``bicubic``, ``model``, ``compare1``, ...) and
+        ``eval/<method>/psnr_gain`` (dB over bicubic) for each model."""
+        flat = {f"{prefix}/photos": float(self.photos)}
+        for m in self.methods:
+            for key in (*SR_METRICS, "seconds"):
+                flat[f"{prefix}/{m.name}/{key}"] = float(getattr(m, key))
+            if m.name != SR_BASELINE:
+                flat[f"{prefix}/{m.name}/psnr_gain"] = m.psnr_gain
+        return flat
+
+
+@dataclass(frozen=True)
+class SuperResolutionReport:
+    """Everything `stylenet.evaluation.superres.evaluate_superres` measured; written as
+    report.json and report.md. Readable by the training loggers (`LoggableReport`)."""
+
+    model: str
+    scale: int
+    content: str
+    size: int | None  # long side the photos were resized to (None: as they were)
+    device: str
+    degradation: str  # what made the low-resolution inputs
+    methods: list[SuperResolutionMethod]  # bicubic, the model, then each model compared
+    rows: list[SuperResolutionPhoto]
+    skipped: list[Skipped]
+    summary: SuperResolutionSummary
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2) + "\n"
+
+    def term_names(self) -> list[str]:
+        """No loss terms: super-resolution is scored on image metrics only."""
+        return []
+
+    def score_columns(self) -> list[str]:
+        """The names of `SuperResolutionScore.numbers`."""
+        return list(SR_METRICS)
+
+    def grid_caption(self) -> str:
+        """What the columns of ``grid.jpg`` show."""
+        names = " | ".join(m.name for m in self.methods)
+        return (
+            f"low-res input (nearest ×{self.scale}) | {names} | high-res photo; under each "
+            "photo its centre, zoomed"
+        )
+
+    def markdown(self) -> str:
+        """The report as Markdown: one row per photo and method, then the means."""
+        s = self.scale
+        size = f"at long side {self.size}" if self.size else "at their own size"
+        lines = [
+            f"# stylenet-evaluate: {self.model} (super-resolution ×{s})",
+            "",
+            f"Photos: {self.content} {size}, each centre-cropped to a multiple of {s} px on "
+            f"both sides (high-res); low-res input: {self.degradation}; device: {self.device}.",
+            "",
+            "Methods:",
+            "",
+            *(f"- {m.name}: {m.description}" for m in self.methods),
+            "",
+            f"PSNR (dB) and SSIM are on the Y channel (BT.601 luma, as MATLAB's rgb2ycbcr) with "
+            f"{s} px cropped from each side, as SR papers report them: higher is better. LPIPS "
+            "(VGG, v0.1) is against the high-res photo, RGB, whole image: lower is better. "
+            "Outputs are scored as saved in images/ (8 bits per channel).",
+            "",
+            LPIPS_SHARES_THE_LOSS_NETWORK,
+            "",
+            "| photo | size | method | PSNR (dB) | SSIM | LPIPS | seconds |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for row in self.rows:
+            h, w = row.size
+            for name, score in row.methods():
+                secs = _fmt(score.seconds) if score.seconds is not None else ""
+                lines.append(
+                    f"| {row.photo} | {h}×{w} | {name} | {score.psnr:.2f} | {score.ssim:.4f} | "
+                    f"{score.lpips:.4f} | {secs} |"
+                )
+        lines += [
+            "",
+            f"Means over {self.summary.photos} photo(s):",
+            "",
+            "| method | PSNR (dB) | vs bicubic (dB) | SSIM | LPIPS | seconds |",
+            "|---|---|---|---|---|---|",
+        ]
+        for m in self.summary.methods:
+            gain = "" if m.name == SR_BASELINE else f"{m.psnr_gain:+.2f}"
+            lines.append(
+                f"| {m.name} | {m.psnr:.2f} | {gain} | {m.ssim:.4f} | {m.lpips:.4f} | "
+                f"{_fmt(m.seconds)} |"
+            )
+        if self.skipped:
+            lines += ["", "Skipped: " + "; ".join(f"{x.photo} ({x.error})" for x in self.skipped)]
+        return "\n".join(lines) + "\n"
+
+
+# --- what the training loggers read (stylenet.training.loggers.log_report) ----------------------
+
+
+class LoggedScore(Protocol):
+    """One method's score in a `LoggableReport` row."""
+
+    @property
+    def seconds(self) -> float | None: ...
+
+    def numbers(self, terms: Sequence[str]) -> list[float]: ...
+
+
+class LoggedRow(Protocol):
+    """One photo of a `LoggableReport`."""
+
+    @property
+    def photo(self) -> str: ...
+
+    def methods(self) -> Sequence[tuple[str, LoggedScore]]: ...
+
+
+class LoggedSummary(Protocol):
+    def metrics(self, prefix: str = ...) -> dict[str, float]: ...
+
+
+class LoggableReport(Protocol):
+    """What a logger needs of a report (`EvaluationReport`, `SuperResolutionReport`): a table
+    row per photo and method (``photo``, ``method``, `score_columns`, ``seconds``), the grid's
+    caption and flat summary numbers (``summary.metrics(prefix)``)."""
+
+    @property
+    def rows(self) -> Sequence[LoggedRow]: ...
+
+    @property
+    def summary(self) -> LoggedSummary: ...
+
+    def term_names(self) -> list[str]: ...
+
+    def score_columns(self) -> list[str]: ...
+
+    def grid_caption(self) -> str: ...
+
+    def markdown(self) -> str: ...
 
 
 def _mean(values: list[float]) -> float:

@@ -13,7 +13,7 @@ from typing import Any
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 from torch import Tensor
 
-from stylenet.evaluation.report import EvaluationReport
+from stylenet.evaluation.report import LoggableReport
 from stylenet.io.images import tensor_to_pil
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ def log_image(
 
 def log_report(
     loggers: Sequence[Logger],
-    report: EvaluationReport,
+    report: LoggableReport,
     grid: Path,
     *,
     step: int,
@@ -126,7 +126,7 @@ def log_report(
             ]
             payload: dict[str, Any] = {f"{prefix}/report": wandb.Table(columns=columns, data=data)}
             if grid.is_file():
-                payload[f"{prefix}/grid"] = wandb.Image(str(grid), caption="photo | model | L-BFGS")
+                payload[f"{prefix}/grid"] = wandb.Image(str(grid), caption=report.grid_caption())
             logger.experiment.log(payload)
             logger.experiment.summary.update(metrics)
         else:

@@ -19,7 +19,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
-from stylenet.evaluation.report import EvaluationReport
+from stylenet.evaluation.report import LoggableReport
 from stylenet.inference.model_card import ModelCard, TrainingSummary, card_for
 from stylenet.io.images import make_grid, save_image
 from stylenet.losses import PerceptualLoss
@@ -130,7 +130,7 @@ class ImageToImageModule(pl.LightningModule):
         content: Path,
         out_dir: Path,
         **options: Any,
-    ) -> Iterator[tuple[str, Path, EvaluationReport]]:
+    ) -> Iterator[tuple[str, Path, LoggableReport]]:
         """Evaluate the exported model on held-out photos the way the task does (the
         end-of-training report, ``evaluate.content``); yields (logger key prefix, report
         folder, report). `options`: size, optimize, device, progress."""

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from stylenet.errors import ConfigError
 from stylenet.evaluation.evaluate import evaluate_styles
-from stylenet.evaluation.report import EvaluationReport
+from stylenet.evaluation.report import LoggableReport
 from stylenet.inference.model_card import StyleRecord
 from stylenet.io.images import load_image_tensor
 from stylenet.losses import PerceptualLoss
@@ -160,7 +160,7 @@ class StyleTransferModule(ImageToImageModule):
 
     def evaluate_model(
         self, model_path: Path, content: Path, out_dir: Path, **options: Any
-    ) -> Iterator[tuple[str, Path, EvaluationReport]]:
+    ) -> Iterator[tuple[str, Path, LoggableReport]]:
         """``stylenet-evaluate`` (the model against its own loss's optimum), once per style of a
         multi-style model (``eval/<style>/...``)."""
         styles = self.style_names if self.num_styles > 1 else []

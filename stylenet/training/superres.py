@@ -13,7 +13,8 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor
 
-from stylenet.evaluation.report import EvaluationReport
+from stylenet.evaluation.report import LoggableReport
+from stylenet.evaluation.superres import evaluate_superres
 from stylenet.losses import PerceptualLoss
 from stylenet.models import SuperResolutionNet
 from stylenet.training.module import ImageToImageModule
@@ -52,5 +53,10 @@ class SuperResolutionModule(ImageToImageModule):
 
     def evaluate_model(
         self, model_path: Path, content: Path, out_dir: Path, **options: Any
-    ) -> Iterator[tuple[str, Path, EvaluationReport]]:
-        raise NotImplementedError("end-of-training evaluation of super-resolution: not yet")
+    ) -> Iterator[tuple[str, Path, LoggableReport]]:
+        """``stylenet-evaluate`` of an SR model: PSNR/SSIM (Y, border cropped) and LPIPS of the
+        model and of bicubic upsampling on the held-out photos (``eval/<method>/...``)."""
+        options.pop("optimize", None)  # Gatys' optimization is the style task's reference
+        yield "eval", out_dir, evaluate_superres(
+            model_path, content, out_dir, overwrite=True, **options
+        )

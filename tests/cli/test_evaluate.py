@@ -166,3 +166,114 @@ def test_truncated_vgg_weights_are_one_line_naming_the_file_and_the_variable(
     )
     assert line.endswith("; the path comes from STYLENET_VGG16_WEIGHTS")
     assert not out.exists()
+
+
+# --- issue 17: a super-resolution model is scored against bicubic (and --compare models) -------
+
+
+@pytest.fixture(scope="module")
+def sr_models(tmp_path_factory) -> dict[str, str]:
+    """Tiny random super-resolution models: two ×4 and one ×8."""
+    from tests.evaluation.test_superres import save_sr_model
+
+    folder = tmp_path_factory.mktemp("sr_models")
+    return {
+        "X4": save_sr_model(folder / "sr_x4.pt", seed=1),
+        "OTHER": save_sr_model(folder / "other_x4.pt", seed=2),
+        "X8": save_sr_model(folder / "sr_x8.pt", scale=8, seed=3),
+    }
+
+
+def test_a_superres_model_is_scored_against_bicubic_and_each_model_compared(
+    sr_models, photo_dir, tmp_path, vgg16_weights, capsys
+) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("astronaut.jpg", "coffee.jpg"):
+        (photos / name).write_bytes((photo_dir / name).read_bytes())
+    (photos / "broken.jpg").write_bytes(b"not a jpeg")
+    out = tmp_path / "eval"
+    args = [sr_models["X4"], "--content", str(photos), "-o", str(out), "--size", "64", "-q"]
+    args += ["--compare", sr_models["OTHER"]]
+    assert main(args) == 1  # a report, but one photo was unreadable
+    printed = capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    assert report["scale"] == 4
+    assert [m["name"] for m in report["methods"]] == ["bicubic", "model", "compare1"]
+    assert report["methods"][2]["source"] == sr_models["OTHER"]
+    assert [x["photo"] for x in report["skipped"]] == ["broken.jpg"]
+    assert [r["photo"] for r in report["rows"]] == ["astronaut.jpg", "coffee.jpg"]
+    table = (out / "report.md").read_text()
+    for row in report["rows"]:
+        assert list(row["scores"]) == ["bicubic", "model", "compare1"]
+        h, w = row["size"]
+        assert (h % 4, w % 4) == (0, 0) and max(h, w) == 64
+        for method in ("bicubic", "model", "compare1"):
+            assert table.count(f"| {row['photo']} | {h}×{w} | {method} |") == 1
+    assert "| method | PSNR (dB) | vs bicubic (dB) | SSIM | LPIPS | seconds |" in table
+    assert "LPIPS-VGG runs on the same ImageNet VGG-16 as the perceptual training loss" in table
+    assert table in printed
+    assert (out / "grid.jpg").is_file() and len(list((out / "images").iterdir())) == 2 * 5
+    assert main(args) == 2  # the report exists
+    assert "--overwrite" in capsys.readouterr().err
+    assert main([*args, "--overwrite"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        *(
+            (
+                ["X4", *flag],
+                f"{flag[0]} is for style-transfer models; X4 is a super-resolution model (×4)",
+            )
+            for flag in (
+                ["--style", "art.jpg"],
+                ["--style-size", "64"],
+                ["--optimize"],
+                ["--model-style", "0"],
+            )
+        ),
+        (
+            ["X4", "--compare", "STYLE"],
+            "--compare STYLE is a style-transfer model; --compare takes super-resolution models "
+            "(×4, as X4)",
+        ),
+        (
+            ["X4", "--compare", "OTHER", "--compare", "X8"],
+            "--compare X8 upsamples ×8, X4 ×4: compare models of one scale",
+        ),
+        (
+            ["STYLE", "--compare", "X4"],
+            "--compare is for super-resolution models; STYLE is a style-transfer model",
+        ),
+    ],
+)
+def test_options_of_the_other_task_are_refused_before_any_work(
+    model_file, sr_models, photo_dir, tmp_path, monkeypatch, capsys, argv, message
+) -> None:
+    import stylenet.evaluation.superres as superres_module
+
+    paths = {**sr_models, "STYLE": model_file}
+
+    def filled(text: str) -> str:
+        for placeholder, path in paths.items():
+            text = text.replace(placeholder, path)
+        return text
+
+    def no_work(*args: object, **kwargs: object) -> None:
+        raise AssertionError("refused too late: a network was built")
+
+    for module, name in [
+        (cli_evaluate, "load"),
+        (cli_evaluate, "evaluate_styles"),
+        (superres_module, "load_network"),
+        (superres_module, "LPIPS"),
+    ]:
+        monkeypatch.setattr(module, name, no_work)
+    out = tmp_path / "eval"
+    argv = [filled(a) for a in argv]
+    assert main([*argv, "--content", str(photo_dir), "-o", str(out), "-q"]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line == "stylenet-evaluate: " + filled(message)
+    assert not out.exists()

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from stylenet.evaluation.metrics import psnr, rgb_to_y, sr_psnr_ssim
 from stylenet.io.images import find_images, load_image_tensor
-from stylenet.training.degradation import degrade
+from stylenet.models.degradation import degrade
 
 
 def _y_skimage(images: Tensor) -> np.ndarray:

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from stylenet.inference.color import match_histograms
 from stylenet.io.images import find_images, load_image_tensor
-from stylenet.training.degradation import degrade
+from stylenet.models.degradation import degrade
 
 
 @pytest.fixture(scope="module")

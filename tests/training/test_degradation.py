@@ -15,8 +15,9 @@ from torch.utils.data import Dataset
 from stylenet.errors import ConfigError
 from stylenet.io.images import find_images, load_image_tensor
 from stylenet.models import SuperResolutionNet
+from stylenet.models.degradation import degrade
 from stylenet.training.data import PhotoFolder
-from stylenet.training.degradation import SuperResolutionPairs, degrade
+from stylenet.training.degradation import SuperResolutionPairs
 
 
 def _keys(t: np.ndarray, a: float = -0.75) -> np.ndarray:

@@ -57,7 +57,9 @@ def test_super_resolution_trains_and_writes_an_sr_model(
     compose_train: ComposeTrain, tmp_path, photo_dir, photo_copies, vgg16_weights
 ) -> None:
     run_dir = tmp_path / "perceptual"
-    metrics = train(compose_train(sr_overrides(photo_dir, photo_copies, steps=60), run_dir))
+    overrides = sr_overrides(photo_dir, photo_copies, steps=60)
+    overrides += [f"evaluate.content={photo_copies}", "evaluate.size=64"]
+    metrics = train(compose_train(overrides, run_dir))
     assert metrics["global_step"] == 60
     # The held-out feature loss, at the baseline (the untrained net is bicubic) and after.
     content = val_series(read_metrics(run_dir), "val/content")
@@ -78,6 +80,12 @@ def test_super_resolution_trains_and_writes_an_sr_model(
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert saved["module"]["_target_"] == "stylenet.training.superres.SuperResolutionModule"
     assert saved["data"]["resize"] is False
+    # The end-of-training report: the model against bicubic, handed to the loggers too.
+    report = (run_dir / "evaluate" / "report.md").read_text()
+    assert "| bicubic |" in report and "| model |" in report
+    assert {"eval/model/psnr", "eval/bicubic/lpips", "eval/model/psnr_gain"} <= set(
+        read_metrics(run_dir)[-1]
+    )
     # The grid: low-res input, output, high-res, one row per held-out photo.
     assert sorted(p.name for p in (run_dir / "images").iterdir())[-1] == "val_step0000060.png"
 
