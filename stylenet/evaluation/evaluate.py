@@ -180,6 +180,30 @@ def _fit(image: Tensor, box: int) -> Tensor:
     return canvas
 
 
+def check_report_paths(
+    out_dir: str | os.PathLike[str], content: str | os.PathLike[str], *, overwrite: bool
+) -> Path:
+    """The report folder, once it is known that writing there loses nothing and that the photos
+    exist: before any model is loaded.
+
+    Raises:
+        ConfigError: `out_dir` is a file, or `content` does not exist.
+        OutputExistsError: A report file exists in `out_dir` and `overwrite` is False.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output folder {out} is a file")
+    if not Path(content).exists():
+        raise ConfigError(f"content {content}: no such file or folder")
+    if not overwrite:
+        existing = [out / f for f in OUTPUT_FILES if (out / f).exists()]
+        if existing:
+            raise OutputExistsError(
+                f"{existing[0]} exists; pass --overwrite or choose another output folder"
+            )
+    return out
+
+
 def _write_text(path: Path, text: str) -> None:
     data = text.encode()
     atomic_write(path, lambda fh: fh.write(data), overwrite=True)
@@ -229,17 +253,7 @@ def evaluate(
         ConfigError: `out_dir` is a file, `content` does not exist or holds no photos, or bad
             iteration counts.
     """
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"output folder {out} is a file")
-    if not Path(content).exists():
-        raise ConfigError(f"content {content}: no such file or folder")
-    if not overwrite:
-        existing = [out / f for f in OUTPUT_FILES if (out / f).exists()]
-        if existing:
-            raise OutputExistsError(
-                f"{existing[0]} exists; pass --overwrite or choose another output folder"
-            )
+    out = check_report_paths(out_dir, content, overwrite=overwrite)
     budgets = sorted({int(n) for n in optimize})
     if any(n < 1 for n in budgets):
         raise ConfigError(f"optimization iteration counts must be positive, got {budgets}")

@@ -41,8 +41,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
-from stylenet.errors import ConfigError, FileReadError, OutputExistsError
-from stylenet.evaluation.evaluate import DEFAULT_SIZE, OUTPUT_FILES
+from stylenet.errors import ConfigError, FileReadError
+from stylenet.evaluation.evaluate import DEFAULT_SIZE, check_report_paths
 from stylenet.evaluation.metrics import LPIPS, LPIPS_MIN_SIDE, sr_psnr_ssim
 from stylenet.evaluation.report import (
     SR_BASELINE,
@@ -244,17 +244,7 @@ def evaluate_superres(
         ModelFileError: A model file cannot be read (exports are refused: they need the
             model.pt or .ckpt they came from).
     """
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"output folder {out} is a file")
-    if not Path(content).exists():
-        raise ConfigError(f"content {content}: no such file or folder")
-    if not overwrite:
-        existing = [out / f for f in OUTPUT_FILES if (out / f).exists()]
-        if existing:
-            raise OutputExistsError(
-                f"{existing[0]} exists; pass --overwrite or choose another output folder"
-            )
+    out = check_report_paths(out_dir, content, overwrite=overwrite)
     scale = check_superres_models(model_path, compare)
     photos = find_images(content)
     if not photos:
