@@ -92,6 +92,13 @@ def build_parser() -> ArgumentParser:
         help="super-resolution only: another model of the same scale to score beside it (e.g. "
         "the pixel-loss model); repeatable",
     )
+    p.add_argument(
+        "--no-match-histograms",
+        dest="match_histograms",
+        action="store_false",
+        help="super-resolution only: score the models' outputs as they are, without the paper's "
+        "histogram matching to the low-res input (Johnson et al. 2016, Sec. 4.2)",
+    )
     return p
 
 
@@ -118,6 +125,7 @@ def _evaluate_superres(args: argparse.Namespace, card: ModelCard) -> int:
         compare=args.compare,
         size=args.size,
         device=args.device,
+        match_histograms=args.match_histograms,
         overwrite=args.overwrite,
         progress=not args.quiet,
     )
@@ -138,6 +146,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.compare:
         raise ConfigError(
             f"--compare is for super-resolution models; {args.model} is a style-transfer model"
+        )
+    if not args.match_histograms:
+        raise ConfigError(
+            f"--no-match-histograms is for super-resolution models; {args.model} is a "
+            "style-transfer model"
         )
     styles: list[str] = []
     if args.model_style is None:

@@ -53,6 +53,7 @@ from stylenet.evaluation.report import (
     SuperResolutionScore,
     SuperResolutionSummary,
 )
+from stylenet.inference import color
 from stylenet.inference.backends import resolve_device
 from stylenet.inference.model_card import ModelCard
 from stylenet.inference.model_file import load_network, read_card
@@ -201,6 +202,18 @@ def _write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda fh: fh.write(data), overwrite=True)
 
 
+HISTOGRAM_MATCHED = (
+    "; output histogram-matched to the low-res input (the paper's post-processing, Sec. 4.2)"
+)
+
+
+def _upscaler(net: SuperResolutionNet, match: bool) -> Callable[[Tensor], Tensor]:
+    """`net`, followed by the paper's histogram matching of its output to its input if `match`."""
+    if not match:
+        return net
+    return lambda lr: color.match_histograms(net(lr), lr)
+
+
 def evaluate_superres(
     model_path: str | os.PathLike[str],
     content: str | os.PathLike[str],
@@ -211,6 +224,7 @@ def evaluate_superres(
     size: int | None = DEFAULT_SIZE,
     device: str | None = None,
     vgg_weights: str | None = None,
+    match_histograms: bool = True,
     overwrite: bool = False,
     progress: bool = True,
 ) -> SuperResolutionReport:
@@ -234,6 +248,9 @@ def evaluate_superres(
         device: "cuda", "mps", "cpu" (default: CUDA, else MPS, else CPU).
         vgg_weights: LPIPS's VGG-16 weight file (default: the one the models' perceptual loss
             was configured with, else the loss network's lookup).
+        match_histograms: Match each model output's histogram to its low-res input, the
+            paper's post-processing (Johnson et al. 2016, Sec. 4.2), as `stylenet.load` does
+            for SR models; bicubic is not matched (it shifts no colours).
         overwrite: Replace report files already in `out_dir`.
         progress: A tqdm bar over the photos.
 
@@ -259,8 +276,11 @@ def evaluate_superres(
         net, card = load_network(path)
         if not isinstance(net, SuperResolutionNet):  # a card that says superres over a style net
             raise ConfigError(f"{path} holds a {type(net).__name__}, not a SuperResolutionNet")
-        methods.append(SuperResolutionMethod(name, str(path), _describe(path, card, net)))
-        upscalers[name] = net.to(dev).eval()
+        description = _describe(path, card, net)
+        if match_histograms:
+            description += HISTOGRAM_MATCHED
+        methods.append(SuperResolutionMethod(name, str(path), description))
+        upscalers[name] = _upscaler(net.to(dev).eval(), match_histograms)
         cards.append(card)
     lpips = LPIPS(weights=vgg_weights or _lpips_weights(cards)).to(dev)
     # The high-res side LPIPS needs (relu5_3), and the network's input side times the scale.

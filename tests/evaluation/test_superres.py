@@ -70,7 +70,14 @@ def test_bicubic_scores_are_scikit_images_on_the_y_channel_without_the_border(
     out = tmp_path / "eval"
     # At a long side of 90 the photos are 90×60: the width is centre-cropped to 88.
     report = evaluate_superres(
-        model, two_photos, out, degrade=degrade, compare=[zero], size=90, progress=False
+        model,
+        two_photos,
+        out,
+        degrade=degrade,
+        compare=[zero],
+        size=90,
+        match_histograms=False,  # the models' outputs as they are: one is bicubic exactly
+        progress=False,
     )
     assert [r.photo for r in report.rows] == ["chelsea.jpg", "coffee.jpg"]
     for row in report.rows:
@@ -207,3 +214,24 @@ def test_models_of_another_task_or_scale_are_refused_before_any_network_is_built
         with pytest.raises(ConfigError, match=message):
             evaluate_superres(model, two_photos, tmp_path / "e", degrade=degrade, compare=compare)
     assert not (tmp_path / "e").exists()
+
+
+def test_model_outputs_are_histogram_matched_to_their_input(two_photos, tmp_path) -> None:
+    from stylenet.inference.color import match_histograms
+
+    model = save_sr_model(tmp_path / "a.pt", seed=1)
+    report = evaluate_superres(
+        model, two_photos, tmp_path / "eval", compare=[], size=64, progress=False
+    )
+    assert "histogram-matched to the low-res input" in report.methods[1].description
+    net = SuperResolutionNet(scale=4, channels=8, num_residual_blocks=1)
+    net.load_state_dict(torch.load(model, weights_only=True)["state_dict"])
+    photo = load_image_tensor(two_photos / "chelsea.jpg", size=64)[None]
+    h, w = photo.shape[-2] // 4 * 4, photo.shape[-1] // 4 * 4  # centre-cropped to ×4
+    top, left = (photo.shape[-2] - h) // 2, (photo.shape[-1] - w) // 2
+    hr = photo[..., top : top + h, left : left + w]
+    lr = degrade(hr, 4)
+    with torch.no_grad():
+        want = match_histograms(net.eval()(lr), lr)
+    written = load_image_tensor(tmp_path / "eval" / "images" / "chelsea_model.png")
+    assert (written - want[0]).abs().max() <= 0.5 / 255 + 1e-6  # as saved: 8 bits
