@@ -22,7 +22,7 @@ from PIL import Image
 from torch import Tensor
 
 from stylenet.inference.model_card import ModelCard, StyleRecord
-from stylenet.models import TransformerNet
+from stylenet.models import SuperResolutionNet, TransformerNet
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"  # the project's data, where it sits beside the repo
@@ -66,6 +66,27 @@ def save_tiny_model(folder: Path) -> tuple[Path, TransformerNet]:
 
     net = tiny_net()
     return save_model(net, folder / "model.pt"), net
+
+
+def tiny_sr_net(scale: int = 4) -> SuperResolutionNet:
+    """A small SuperResolutionNet in eval mode with random weights everywhere: its last conv
+    starts near zero (an untrained net is about bicubic), which would let a bug hide."""
+    torch.manual_seed(0)
+    net = SuperResolutionNet(scale=scale, channels=8, num_residual_blocks=1)
+    with torch.no_grad():
+        for p in net.tail.parameters():
+            p.normal_(0.0, 0.05)
+    return net.eval()
+
+
+def save_tiny_sr_model(folder: Path, scale: int = 4) -> tuple[Path, SuperResolutionNet]:
+    """`tiny_sr_net(scale)` written as ``folder/model.pt`` with a super-resolution card."""
+    from stylenet.inference.model_file import save_model
+
+    net = tiny_sr_net(scale)
+    folder.mkdir(parents=True, exist_ok=True)
+    card = ModelCard(network="", task="superres")
+    return save_model(net, folder / "model.pt", card=card), net
 
 
 def save_tiny_multistyle_model(folder: Path, names: list[str]) -> tuple[Path, TransformerNet]:

@@ -14,7 +14,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from pytorch_lightning.callbacks import Callback
 
-from stylenet.models import TransformerNet
+from stylenet.models import SuperResolutionNet, TransformerNet
 from stylenet.resolvers import cpu_precision
 from stylenet.training.data import PhotoDataModule
 from stylenet.training.style import StyleTransferModule
@@ -46,7 +46,13 @@ def test_config_package_is_found_when_installed() -> None:
     + [f"callbacks={o}" for o in options("callbacks")],
 )
 def test_group_option_instantiates(compose_train: ComposeTrain, tmp_path, override: str) -> None:
-    cfg = compose_train([*BASE, override, "loss.vgg.weights=random"], tmp_path)
+    # The super-resolution presets belong to task=superres (which sets `scale`); the pixel loss
+    # has no VGG to give weights to.
+    task = (
+        ["task=superres"] if override in ("model=superres", "loss=superres", "loss=pixel") else []
+    )
+    random_vgg = [] if override == "loss=pixel" else ["loss.vgg.weights=random"]
+    cfg = compose_train([*BASE, *task, override, *random_vgg], tmp_path)
     group = override.split("=")[0]
     node = cfg[group]
     if group == "callbacks":
@@ -59,6 +65,9 @@ def test_group_option_instantiates(compose_train: ComposeTrain, tmp_path, overri
         if override.endswith("cpu"):
             trainer = instantiate(node, logger=False, enable_checkpointing=False)
             assert trainer.max_steps == node.max_steps
+    elif override == "loss=pixel":  # the per-pixel baseline: no VGG at all
+        loss = instantiate(node)
+        assert loss.vgg is None and set(loss.terms) == {"pixel", "tv"}
     elif group == "loss":
         with pytest.warns(UserWarning, match="RANDOMLY"):
             loss = instantiate(node)
@@ -67,6 +76,11 @@ def test_group_option_instantiates(compose_train: ComposeTrain, tmp_path, overri
             assert list(loss.style_layers)[-1] == "relu5_1"
         else:
             assert loss.vgg.arch == "vgg16" and loss.content_layers == ["relu2_2"]
+        if override == "loss=superres":  # Johnson Sec. 4.2: feature loss at relu2_2, no style
+            assert set(loss.terms) == {"content", "tv"}
+    elif override == "model=superres":
+        net = instantiate(node)
+        assert isinstance(net, SuperResolutionNet) and net.scale == cfg.scale == 4
     elif group == "model":
         net = instantiate(node)
         assert isinstance(net, TransformerNet)

@@ -6,9 +6,12 @@
 Pick a model (every model file in the files and folders given), a style of a multi-style model
 (several: an equal blend), a photo (upload, drop, paste; the webcam where the browser allows it:
 localhost or HTTPS), strength and preserve-colour; press Stylize, download the result. A photo
-too large for the free memory is stylized in tiles. Needs the ``app`` extra (gradio).
+too large for the free memory is stylized in tiles. A super-resolution model upscales the photo
+instead: the style menu, strength and preserve-colour are hidden (and ignored, with a note, when
+sent through the API), a "Match histograms" box is shown. Needs the ``app`` extra (gradio).
 
-The page is open to whoever reaches it: a photo over `MAX_PIXELS` is refused from its header,
+The page is open to whoever reaches it: a photo over `MAX_PIXELS` is refused from its header
+(for a super-resolution model, also one whose upscaled result would be over `MAX_PIXELS`),
 `CONCURRENCY` photos are stylized at once (so one large photo does not hold up everyone else),
 uploads and results are deleted after `KEEP_FILES` seconds, and model menu labels never show the
 server's paths.
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import math
 import os
 import shutil
 import sys
@@ -43,8 +47,7 @@ from PIL import Image
 
 from stylenet.cli.common import EPILOG, EXIT_OK, ArgumentParser, at_least, report, run
 from stylenet.errors import ConfigError, FileReadError, StylenetError
-from stylenet.inference import tiling
-from stylenet.inference.api import InputImageError, Stylizer, check_size, load
+from stylenet.inference.api import InputImageError, Stylizer, load
 from stylenet.inference.batch import fit_size
 from stylenet.inference.color import check_strength
 from stylenet.inference.model_file import ModelFileError, detect_format
@@ -65,7 +68,10 @@ CHECKPOINT_SUFFIXES = (".ckpt",)
 MAX_LOADED = 4
 # Largest photo taken, in pixels: above an 8000×6000 (48 MP) photo, the largest phones take, which
 # is stylized in tiles in 1.65 GiB and about 3 min on 2 CPU cores (README, "Large images"); a
-# 12 KB PNG that declares 100 MP is refused from its header instead of holding a worker.
+# 12 KB PNG that declares 100 MP is refused from its header instead of holding a worker. A
+# super-resolution result is held to it too (its output pixels: a 10 MP photo ×4 is 160 MP),
+# since the result, not the photo, is what takes the memory (3 bytes a pixel as an array, 4 as an
+# image) and the download.
 MAX_PIXELS = 50_000_000
 # Photos stylized at once: a second visitor's photo is answered while one large photo is tiled.
 # Each one costs the memory of its photo (above), so more only split the same device.
@@ -229,10 +235,12 @@ class Models:
                     self._idle.popitem(last=False)
 
     def describe(self, label: str) -> str:
-        """One line on the model: its styles, backend and device."""
+        """One line on the model: its styles (or its scale), backend and device."""
         stylizer = self.get(label)
         styles = stylizer.styles
         kind = f"{len(styles)} styles ({', '.join(styles)})" if styles else "one style"
+        if stylizer.task == "superres":
+            kind = f"×{stylizer.scale} super-resolution"
         return f"{label}: {kind}; {stylizer.backend.name} on {stylizer.device}"
 
 
@@ -273,10 +281,16 @@ def stylize_photo(
     max_side: int | None = None,
     tile: int | None = None,
     max_pixels: int | None = MAX_PIXELS,
+    match_histograms: bool | None = None,
     progress: Callable[[float, str], None] | None = None,
 ) -> Result:
-    """Stylize one photo as the page asks: resized to `max_side` first (None or 0: as it is),
-    tiled when memory is short (or always, in `tile`-px tiles).
+    """Stylize (or upscale, with a super-resolution model) one photo as the page asks: resized to
+    `max_side` first (None or 0: as it is), tiled when memory is short (or always, in `tile`-px
+    tiles).
+
+    Controls that do not apply to the model are ignored, with a note in the result's line:
+    strength and preserve-colour for a super-resolution model, match-histograms for a style
+    model (the page hides them; the API may still send them).
 
     Args:
         stylizer: The model.
@@ -285,14 +299,18 @@ def stylize_photo(
         strength: 0 (the photo) … 1 (full style).
         preserve_color: Keep the photo's colours (luminance-only transfer).
         max_side: Downscale so the long side is at most this many pixels.
-        tile: Always tile, in tiles of this many pixels.
+        tile: Always tile, in tiles of this many (input) pixels.
         max_pixels: Refuse a photo of more pixels (as given, before `max_side`), a file from its
-            header before it is decoded; None: any size.
+            header before it is decoded, and, for a super-resolution model, a photo whose
+            result (after `max_side`) would have more; None: any size.
+        match_histograms: Match the upscaled result's histograms to the photo's
+            (super-resolution; None: the model's default, on).
         progress: Called with (fraction done, what is happening).
 
     Raises:
         ImageReadError: The file is not an image Pillow can read.
-        InputImageError: A side under 8 px (after `max_side`), or more than `max_pixels`.
+        InputImageError: A side under the model's minimum (after `max_side`), or more than
+            `max_pixels`.
         ConfigError: A bad strength, max side or style, or tiling that the model's format
             cannot do.
     """
@@ -305,40 +323,60 @@ def stylize_photo(
     if max_side is not None and max_side < 0:
         raise ConfigError(f"max side must be 0 (full size) or more, got {max_side}")
     choice = style_choice(stylizer.styles, styles)
+    upscale = stylizer.task == "superres"
+    notes = []
+    if upscale and (strength != 1.0 or preserve_color):
+        notes.append("strength and preserve colours do not apply to super-resolution: ignored")
+        strength, preserve_color = 1.0, False
+    if not upscale and match_histograms:
+        notes.append("match histograms applies to super-resolution models only: ignored")
+        match_histograms = False
     if max_pixels is not None:
-        _check_pixels(photo, max_pixels)
+        _check_pixels(photo, max_pixels, scale=stylizer.scale, max_side=max_side or None)
     image = photo if isinstance(photo, Image.Image) else load_image(photo)
     original = image.size
     if (size := fit_size(image.size, max_side=max_side or None)) != image.size:
         image = image.resize(size, Image.Resampling.LANCZOS)
-    check_size(image.height, image.width)
+    stylizer.check_input_size(image.height, image.width)
     tiled = bool(tile) or stylizer.needs_tiling(image.height, image.width)
-    step(0.1, "stylizing in tiles" if tiled else "stylizing")
+    verb = "upscaling" if upscale else "stylizing"
+    step(0.1, f"{verb} in tiles" if tiled else verb)
     start = time.perf_counter()
     out = stylizer(
         image,
         strength=strength,
         preserve_color=preserve_color,
-        tile=tile or (tiling.DEFAULT_TILE if tiled else None),
+        match_histograms=match_histograms,
+        tile=tile or (stylizer.default_tile if tiled else None),
         progress=tiled and progress is not None,  # a tqdm bar over the tiles, which gradio shows
         **choice,
     )
     seconds = time.perf_counter() - start
     assert isinstance(out, Image.Image)  # a PIL image in, a PIL image out
     w, h = image.size
-    parts = [f"{w}×{h} px in {seconds:.2f} s ({stylizer.backend.name} on {stylizer.device})"]
+    size_text = f"{w}×{h} px"
+    if upscale:
+        size_text += f" upscaled ×{stylizer.scale} to {out.width}×{out.height} px"
+    parts = [f"{size_text} in {seconds:.2f} s ({stylizer.backend.name} on {stylizer.device})"]
     if image.size != original:
         parts.append(f"resized from {original[0]}×{original[1]}")
     if tiled:
         why = "as asked" if tile else "too large for the free memory in one pass"
-        parts.append(f"tiled in {tile or tiling.DEFAULT_TILE}-px tiles ({why})")
+        parts.append(f"tiled in {tile or stylizer.default_tile}-px tiles ({why})")
     else:
         parts.append("one pass, not tiled")
-    return Result(out, "; ".join(parts), tiled, seconds)
+    return Result(out, "; ".join(parts + notes), tiled, seconds)
 
 
-def _check_pixels(photo: Image.Image | str | os.PathLike[str], max_pixels: int) -> None:
-    """Refuse a photo of more than `max_pixels`; a file is measured by its header alone
+def _check_pixels(
+    photo: Image.Image | str | os.PathLike[str],
+    max_pixels: int,
+    *,
+    scale: int = 1,
+    max_side: int | None = None,
+) -> None:
+    """Refuse a photo of more than `max_pixels`, or (`scale` > 1, super-resolution) one whose
+    result, after `max_side`, would have more; a file is measured by its header alone
     (`image_size`), so a small file that declares a huge image costs nothing.
 
     Raises:
@@ -353,6 +391,18 @@ def _check_pixels(photo: Image.Image | str | os.PathLike[str], max_pixels: int) 
         raise InputImageError(
             f"{name} is {w}×{h} px ({w * h / 1e6:.0f} MP): this page takes photos of up to "
             f"{max_pixels / 1e6:g} MP; shrink it first"
+        )
+    fw, fh = fit_size((w, h), max_side=max_side)
+    out = fw * fh * scale**2
+    if scale > 1 and out > max_pixels:
+        # The longest side whose ×scale result still fits (fit_size rounds the other side).
+        fits = int(max(fw, fh) * math.sqrt(max_pixels / out))
+        while fits > 1 and math.prod(fit_size((w, h), max_side=fits)) * scale**2 > max_pixels:
+            fits -= 1
+        raise InputImageError(
+            f"{name} upscaled ×{scale} would be {fw * scale}×{fh * scale} px ({out / 1e6:.0f} "
+            f"MP): this page makes images of up to {max_pixels / 1e6:g} MP; set a max side of "
+            f"{fits} px or less"
         )
 
 
@@ -459,6 +509,18 @@ def build_app(
         )
         return picker, models.describe(label)
 
+    def pick_controls(label: str) -> tuple[Any, ...]:
+        """Show the controls that apply to the model (loaded by `pick_model` just before):
+        (strength, preserve colours, match histograms, button, result)."""
+        style = models.get(label).task != "superres"
+        return (
+            gr.Slider(visible=style),
+            gr.Checkbox(visible=style),
+            gr.Checkbox(visible=not style),
+            gr.Button("Stylize" if style else "Upscale"),
+            gr.Image(label="Stylized" if style else "Upscaled"),
+        )
+
     def stylize(
         label: str,
         styles: list[str] | None,
@@ -466,6 +528,7 @@ def build_app(
         strength: float,
         preserve_color: bool,
         max_side: float | None,
+        match_histograms: bool | None = None,  # last, with a default: older calls leave it out
         progress: Any = gr.Progress(track_tqdm=True),  # noqa: B008 (gradio's own idiom)
     ) -> tuple[str, Any, str]:
         try:
@@ -485,12 +548,14 @@ def build_app(
                     max_side=int(max_side or 0) or None,
                     tile=tile,
                     max_pixels=max_pixels,
+                    match_histograms=None if match_histograms is None else bool(match_histograms),
                     progress=lambda f, what: progress(f, desc=what),
                 )
+                tag = [f"x{stylizer.scale}"] if stylizer.task == "superres" else chosen
             progress(0.95, desc="saving")
             # gradio serves a copy from its cache (deleted after `keep_files`); this one is ours.
             remove_old_results(outputs, keep_files)
-            path = outputs / f"{RESULT_PREFIX}{uuid.uuid4().hex[:12]}" / output_name(photo, chosen)
+            path = outputs / f"{RESULT_PREFIX}{uuid.uuid4().hex[:12]}" / output_name(photo, tag)
             save_image(result.image, path)
         except user_errors as err:
             raise page_error(err) from None
@@ -499,11 +564,13 @@ def build_app(
 
     first = models.labels[0]
     first_styles: list[str] = []
+    first_task = "style"
     try:
-        first_styles = models.get(first).styles
+        first_styles, first_task = models.get(first).styles, models.get(first).task
         about = models.describe(first)
     except user_errors as err:  # the page still opens; picking it shows the error
         about = user_message(err)
+    upscaling = first_task == "superres"
 
     with gr.Blocks(
         title="stylenet: try a model",
@@ -513,8 +580,9 @@ def build_app(
         delete_cache=(max(1, keep_files // 4), keep_files),
     ) as demo:
         gr.Markdown(
-            "## stylenet: try a model\nFeed-forward style transfer (Johnson et al. 2016): pick a "
-            "model, give a photo, press **Stylize**. Large photos are stylized in tiles."
+            "## stylenet: try a model\nFeed-forward style transfer and super-resolution (Johnson "
+            "et al. 2016): pick a model, give a photo, press **Stylize** (**Upscale** for a "
+            "super-resolution model). Large photos are worked on in tiles."
         )
         with gr.Row(equal_height=False):
             with gr.Column():
@@ -538,8 +606,18 @@ def build_app(
                     height=380,
                 )
                 with gr.Row():
-                    strength = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Strength")
-                    preserve = gr.Checkbox(label="Preserve colours", value=False)
+                    strength = gr.Slider(
+                        0.0, 1.0, value=1.0, step=0.05, label="Strength", visible=not upscaling
+                    )
+                    preserve = gr.Checkbox(
+                        label="Preserve colours", value=False, visible=not upscaling
+                    )
+                    match = gr.Checkbox(
+                        label="Match histograms",
+                        value=True,
+                        info="the photo's colour histograms (Johnson et al., Sec. 4.2)",
+                        visible=upscaling,
+                    )
                     max_side = gr.Number(
                         value=0,
                         label="Max side (px)",
@@ -547,21 +625,24 @@ def build_app(
                         minimum=0,
                         precision=0,
                     )
-                button = gr.Button("Stylize", variant="primary")
+                button = gr.Button("Upscale" if upscaling else "Stylize", variant="primary")
             with gr.Column():
                 result = gr.Image(
                     type="filepath",
-                    label="Stylized",
+                    label="Upscaled" if upscaling else "Stylized",
                     interactive=False,
                     buttons=["download", "fullscreen"],
                     height=380,
                 )
                 info = gr.Markdown(about)
                 download = gr.DownloadButton("Download", interactive=False)
-        inputs = [model, style, photo, strength, preserve, max_side]
+        inputs = [model, style, photo, strength, preserve, max_side, match]
         for component in inputs:
             defer_checks(component)
-        model.change(pick_model, model, [style, info], api_name="model")
+        picked = model.change(pick_model, model, [style, info], api_name="model")
+        # The page's own follow-up (not in the API): show the controls that apply to the model.
+        shown = [strength, preserve, match, button, result]
+        picked.success(pick_controls, model, shown, api_name=False)
         button.click(
             stylize,
             inputs,

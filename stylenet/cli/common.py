@@ -108,6 +108,35 @@ def _file_in_the_way(folder: Path) -> Path | None:
     return None
 
 
+def add_files_arguments(parser: argparse.ArgumentParser, *, inputs: str) -> None:
+    """The model, the inputs (`inputs`: what they may be), ``-o`` and ``--overwrite`` of the
+    commands that run a model on files (stylize, upscale)."""
+    parser.add_argument("model", type=Path, help="model.pt, last.ckpt, .torchscript.pt or .onnx")
+    parser.add_argument("inputs", type=Path, nargs="+", metavar="INPUT", help=inputs)
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help="output file (one input file) or folder (mirrors the inputs' layout)",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """How the model runs (device, precision, backend, batch size) for stylize and upscale."""
+    from stylenet.inference.backends import BACKENDS, PRECISIONS
+
+    parser.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
+    parser.add_argument("--precision", choices=list(PRECISIONS), default="fp32")
+    parser.add_argument(
+        "--backend", choices=list(BACKENDS), help="default: from the model's format"
+    )
+    parser.add_argument(
+        "--batch-size", type=at_least(1), default=4, help="same-size images per forward pass"
+    )
+
+
 def add_style_arguments(parser: argparse.ArgumentParser, *, all_styles: bool = False) -> None:
     """``--style`` and ``--mix`` (and ``--all-styles``): which style of a multi-style model."""
     group = parser.add_mutually_exclusive_group()

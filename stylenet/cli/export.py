@@ -40,8 +40,9 @@ def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="stylenet-export",
         description=(
-            "Export a trained stylenet model (model.pt or Lightning .ckpt) as TorchScript and/or "
-            "ONNX that runs without stylenet on any image size. Each export is verified against "
+            "Export a trained stylenet model (model.pt or Lightning .ckpt; a style or a "
+            "super-resolution model) as TorchScript and/or ONNX that runs without stylenet on "
+            "any image size. Each export is verified against "
             f"eager PyTorch (max abs difference <= {TOLERANCE:g}) before it is kept."
         ),
         epilog=EPILOG,
@@ -97,12 +98,17 @@ def _outputs(args: argparse.Namespace) -> dict[str, Path]:
 def _export(args: argparse.Namespace) -> int:
     outputs = _outputs(args)
     net, card = load_network(args.model)
-    if not isinstance(net, TransformerNet):
-        raise ConfigError(f"{args.model} is a {card.network}: this stylenet cannot export it yet")
     # Carried into the exported file so it still says what it was trained on.
     card = card.replace(exported_from=args.model.name)
     choice = chosen_style(args)
-    if args.style is not None or args.mix is not None:
+    if not isinstance(net, TransformerNet):  # a SuperResolutionNet: exported as it is
+        if args.style is not None or args.mix is not None:
+            flag = "--style" if args.style is not None else "--mix"
+            raise ConfigError(
+                f"{flag}: {args.model} is a ×{net.scale} super-resolution model, and a "
+                "super-resolution model has no styles"
+            )
+    elif args.style is not None or args.mix is not None:
         # One chosen style or mix, folded into a plain one-image-input export.
         names = card.style_names(net.num_styles)
         weights = style_weights(names, **choice)

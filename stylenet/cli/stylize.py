@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from stylenet.cli.common import (
     EPILOG,
     EXIT_FAILED,
     EXIT_OK,
     ArgumentParser,
+    add_files_arguments,
+    add_run_arguments,
     add_style_arguments,
     at_least,
     chosen_style,
@@ -30,9 +31,10 @@ from stylenet.cli.common import (
 from stylenet.errors import ConfigError
 from stylenet.inference import tiling
 from stylenet.inference.api import load
-from stylenet.inference.backends import BACKENDS, PRECISIONS
+from stylenet.inference.backends import model_task
 from stylenet.inference.batch import Options, plan, plan_styles, stylize_all
 from stylenet.inference.color import check_strength
+from stylenet.inference.model_file import read_card
 
 
 def build_parser() -> ArgumentParser:
@@ -42,32 +44,18 @@ def build_parser() -> ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Outputs keep the input's exact size (after --max-side/--scale).\n" + EPILOG,
     )
-    p.add_argument("model", type=Path, help="model.pt, last.ckpt, .torchscript.pt or .onnx")
-    p.add_argument("inputs", type=Path, nargs="+", metavar="INPUT", help="images, folders, videos")
-    p.add_argument(
-        "-o",
-        "--output",
-        type=Path,
-        required=True,
-        help="output file (one input file) or folder (mirrors the inputs' layout)",
-    )
-    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    add_files_arguments(p, inputs="images, folders, videos")
     size = p.add_mutually_exclusive_group()
     size.add_argument(
         "--max-side", type=at_least(1), help="downscale so the long side is at most N px"
     )
     size.add_argument("--scale", type=positive_float, help="resize by this factor first")
-    p.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
-    p.add_argument("--precision", choices=list(PRECISIONS), default="fp32")
+    add_run_arguments(p)
     p.add_argument("--channels-last", action="store_true", help="NHWC memory layout")
     p.add_argument(
         "--compile",
         action="store_true",
         help="torch.compile the network (eager backend): pays off over many same-size images",
-    )
-    p.add_argument("--backend", choices=list(BACKENDS), help="default: from the model's format")
-    p.add_argument(
-        "--batch-size", type=at_least(1), default=4, help="same-size images per forward pass"
     )
     p.add_argument(
         "--tile",
@@ -122,6 +110,12 @@ def _stylize(args: argparse.Namespace) -> int:
     options = _options(args)
     if not args.all_styles:
         work = plan(args.inputs, args.output, overwrite=args.overwrite)
+    card = read_card(args.model)
+    if model_task(None, card) == "superres":  # also with --style/--mix/--all-styles: it has none
+        raise ConfigError(
+            f"{args.model} is a ×{card.scale} super-resolution model, which has no styles: "
+            f"upscale photos with stylenet-upscale {args.model} INPUT... -o OUTPUT"
+        )
     stylizer = load(
         args.model,
         device=args.device,

@@ -1,8 +1,9 @@
 """Inference backends: one callable per model format, all with the same contract.
 
-A backend maps (B, 3, H, W) float images in [0, 1] of any H, W ≥ 1 to stylized images of the
-same shape (float32, on the backend's device). `load_backend` picks one from the file's format
-(`stylenet.inference.model_file.open_model`):
+A backend maps (B, 3, H, W) float images in [0, 1] of any H, W ≥ 1 to the network's output,
+(B, 3, H·scale, W·scale) float32 on the backend's device: stylized images of the same shape
+(``scale`` 1), or upscaled ones (a super-resolution model, ``task == "superres"``).
+`load_backend` picks one from the file's format (`stylenet.inference.model_file.open_model`):
 
 - stylenet model file (``model.pt``) or Lightning checkpoint (``.ckpt``) → ``eager``
 - TorchScript archive (``stylenet-export --format torchscript``)        → ``torchscript``
@@ -27,9 +28,11 @@ from torch import Tensor, nn
 
 from stylenet.errors import ConfigError
 from stylenet.inference.export import onnx_model_proto, script_wrapper
+from stylenet.inference.model_card import ModelCard
 from stylenet.inference.model_file import ModelFileError, open_model
 from stylenet.inference.styles import StyleKey, style_weights
-from stylenet.models import PadCrop, StylePadCrop, TransformerNet
+from stylenet.models import ImageNetwork, PadCrop, StylePadCrop, SuperResolutionNet, TransformerNet
+from stylenet.models.padding import SizeRule
 
 BACKENDS = ("eager", "torchscript", "onnxruntime")
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -78,11 +81,11 @@ def _check_precision(precision: str, device: torch.device) -> torch.dtype:
 
 
 class Backend(abc.ABC):
-    """A loaded model: ``backend(images)`` → stylized images.
+    """A loaded model: ``backend(images)`` → stylized (or upscaled) images.
 
     Attributes:
         name: ``"eager"``, ``"torchscript"`` or ``"onnxruntime"``.
-        net: The `TransformerNet` itself on the eager backend; None where an export hides it.
+        net: The network itself on the eager backend; None where an export hides it.
         device: Where the model runs, and where outputs are returned, except that
             ``onnxruntime`` always returns CPU tensors (ONNX Runtime hands back host memory).
         precision: ``"fp32"``, ``"fp16"`` or ``"bf16"``.
@@ -90,6 +93,10 @@ class Backend(abc.ABC):
         format: Its detected format (a key of `FORMAT_BACKEND`).
         styles: The style names of a multi-style model file (the network runs the chosen one);
             [] otherwise.
+        task: ``"style"`` or ``"superres"`` (a `SuperResolutionNet`, or an export of one).
+        scale: Output side / input side: 1 for style transfer, the factor of a super-resolution
+            model.
+        card: The file's model card (None for a backend made by hand).
     """
 
     name: str
@@ -100,11 +107,14 @@ class Backend(abc.ABC):
     # The floating type inputs are cast to.
     dtype: torch.dtype = torch.float32
     # The PyTorch network (eager backend only): tiling hooks its instance norms.
-    net: TransformerNet | None = None
+    net: ImageNetwork | None = None
     styles: list[str] = []  # noqa: RUF012 (replaced per instance, never mutated)
     # (N,) weights of the chosen style or mix of a multi-style network, fed with every batch
     # that brings no rows of its own; None for a one-style network.
     style_weights: Tensor | None = None
+    task: str = "style"
+    scale: int = 1
+    card: ModelCard | None = None
 
     def __call__(self, images: Tensor, style_weights: Tensor | None = None) -> Tensor:
         """Stylize (B, 3, H, W) float images in [0, 1], any device, any H, W ≥ 1.
@@ -116,7 +126,8 @@ class Backend(abc.ABC):
                 or mix for every image.
 
         Returns:
-            (B, 3, H, W) float32 in [0, 1] on `device` (``onnxruntime``: on the CPU).
+            (B, 3, H·scale, W·scale) float32 in [0, 1] on `device` (``onnxruntime``: on the
+            CPU).
         """
         if not isinstance(images, Tensor) or images.ndim != 4 or images.shape[1] != 3:
             shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
@@ -183,7 +194,8 @@ class _TorchBackend(Backend):
 
 
 class EagerBackend(_TorchBackend):
-    """A `TransformerNet` run by PyTorch; pads to what the network accepts and crops back.
+    """A `TransformerNet` or `SuperResolutionNet` run by PyTorch; pads to what the network
+    accepts and crops back (`PadCrop`).
 
     With ``compile=True`` the forward goes through `torch.compile` (Inductor), which fuses the
     instance norms, ReLUs and paddings around the convolutions: worth it for many images of one
@@ -195,7 +207,7 @@ class EagerBackend(_TorchBackend):
 
     def __init__(
         self,
-        net: TransformerNet,
+        net: ImageNetwork,
         *,
         compile: bool = False,
         style_weights: Tensor | None = None,
@@ -205,7 +217,7 @@ class EagerBackend(_TorchBackend):
         self.compiled = compile
         # torch.compile of a module returns a module (typed as any callable).
         compiled = cast(nn.Module, torch.compile(self.module)) if compile else self.module
-        if net.num_styles > 1:
+        if isinstance(net, TransformerNet) and net.num_styles > 1:
             if style_weights is None:
                 raise ValueError("a multi-style network needs the (N,) weights of its style")
             self.style_weights = style_weights.to(torch.float32).cpu()
@@ -214,7 +226,7 @@ class EagerBackend(_TorchBackend):
             self._forward: nn.Module = StylePadCrop(compiled)
         else:
             self.net = net  # moved and cast in place above; tiling hooks its instance norms
-            self._forward = PadCrop(compiled)
+            self._forward = PadCrop(compiled, SizeRule.of(net))
 
     def _run(self, images: Tensor, rows: Tensor | None) -> Tensor:
         x = self._prepare(images)
@@ -302,7 +314,8 @@ def load_backend(
     style: StyleKey | None = None,
     mix: Mapping[StyleKey, float] | None = None,
 ) -> Backend:
-    """Load any stylenet model file as a `Backend`.
+    """Load any stylenet model file as a `Backend`: a style model, or a super-resolution model
+    (``task == "superres"``: it takes no `style` or `mix`; its outputs are ``scale`` × larger).
 
     Args:
         path: A model.pt, Lightning .ckpt, exported TorchScript or ONNX file (detected by
@@ -324,19 +337,24 @@ def load_backend(
     """
     path = Path(path)
     fmt, net, card = open_model(path)  # net: None for an export
-    if net is not None and not isinstance(net, TransformerNet):
-        raise ConfigError(f"{path} is a {card.network}: this stylenet does not run it yet")
     chosen = mix is not None or style not in (None, 0)  # 0: any model's first style
+    task, scale = model_task(net, card), net.scale if net is not None else int(card.scale)
     names: list[str] = []
     weights = None  # the chosen style's (N,) weights, for a multi-style network
-    if net is None:
+    if task == "superres":
+        if chosen:
+            raise ConfigError(
+                f"{path} is a ×{scale} super-resolution model: a super-resolution model has no "
+                "styles"
+            )
+    elif net is None:
         num_styles = int(card.config.get("num_styles", 1))
         if num_styles == 1 and chosen:
             raise ConfigError(f"{path} is an exported {fmt} model of one style: it takes no style")
         if num_styles > 1:  # the export takes style weights: feed the chosen ones
             names = card.style_names(num_styles)
             weights = style_weights(names, style=style, mix=mix)
-    elif net.num_styles > 1 or chosen:
+    elif isinstance(net, TransformerNet) and (net.num_styles > 1 or chosen):
         names = card.style_names(net.num_styles)
         weights = style_weights(names, style=style, mix=mix)  # checks a one-style model's name
         if net.num_styles == 1:
@@ -354,13 +372,23 @@ def load_backend(
     loaded = _load(path, fmt, net, name, device, precision, channels_last, compile, weights)
     loaded.styles = names if len(names) > 1 else []
     loaded.style_weights = weights
+    loaded.task, loaded.scale, loaded.card = task, scale, card
     return loaded
+
+
+def model_task(net: ImageNetwork | None, card: ModelCard) -> str:
+    """``"superres"`` or ``"style"``: from the network where there is one (a
+    `SuperResolutionNet` upscales, whatever its card says), else (an export) from the card: one
+    that names a `SuperResolutionNet`, or says its task."""
+    if net is not None:
+        return "superres" if isinstance(net, SuperResolutionNet) else "style"
+    return "superres" if card.network == "SuperResolutionNet" else card.task
 
 
 def _load(
     path: Path,
     fmt: str,
-    net: TransformerNet | None,
+    net: ImageNetwork | None,
     name: str,
     device: str | torch.device | None,
     precision: str,

@@ -1,5 +1,5 @@
-"""Stylize many files: map inputs (photos, folders, videos) to outputs, batch same-size photos,
-and keep going past any input that fails, naming it.
+"""Stylize (or upscale) many files: map inputs (photos, folders, videos) to outputs, batch
+same-size photos, and keep going past any input that fails, naming it.
 
 `plan` checks every output before any work starts (an input is never overwritten, an existing
 output only when asked); `plan_styles` does the same for every style of a multi-style model;
@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from stylenet.errors import ConfigError, OutputExistsError, StylenetError
 from stylenet.inference import tiling
-from stylenet.inference.api import InputImageError, Stylizer, check_size, free_memory
+from stylenet.inference.api import InputImageError, Stylizer, free_memory
 from stylenet.io.images import (
     IMAGE_EXTENSIONS,
     find_images,
@@ -32,7 +32,6 @@ from stylenet.io.images import (
     load_image,
     pil_to_tensor,
     save_image,
-    tensor_to_pil,
 )
 from stylenet.io.video import VIDEO_EXTENSIONS, is_video, stylize_video
 
@@ -42,8 +41,10 @@ log = logging.getLogger(__name__)
 # output path, a photo too large for the device.
 _INPUT_ERRORS = (StylenetError, OSError, Image.DecompressionBombError, torch.OutOfMemoryError)
 # Bytes per pixel of a photo held on the host while it is stylized, tiled or not: the resized
-# photo, its array, the result's array and the result image, 8-bit RGB each.
-_HOST_BYTES_PER_PIXEL = 12
+# photo and its array, then the result's array and the result image (per pixel of the result,
+# ×scale² for a super-resolution model), 8-bit RGB each.
+_HOST_BYTES_PER_PIXEL = 6
+_HOST_BYTES_PER_OUTPUT_PIXEL = 6
 
 
 @dataclass
@@ -65,7 +66,8 @@ class Plan:
 
 @dataclass(frozen=True)
 class Options:
-    """How to stylize (the ``stylenet-stylize`` options)."""
+    """How to stylize (the ``stylenet-stylize`` options) or upscale (``stylenet-upscale``'s:
+    `match_histograms`; `tile` in input pixels)."""
 
     max_side: int | None = None
     scale: float | None = None
@@ -75,6 +77,7 @@ class Options:
     stats_size: int = tiling.DEFAULT_STATS_SIZE
     preserve_color: bool = False
     strength: float = 1.0
+    match_histograms: bool | None = None  # None: the model's default (on for super-resolution)
     overwrite: bool = False
     progress: bool = True
 
@@ -91,13 +94,22 @@ class Summary:
         tqdm.write(f"FAILED {path}: {reason}", file=sys.stderr)
 
 
-def plan(inputs: Sequence[Path], output: Path, *, overwrite: bool = False) -> Plan:
+def plan(
+    inputs: Sequence[Path], output: Path, *, overwrite: bool = False, videos: bool = True
+) -> Plan:
     """Map inputs to outputs. A single file input with an output that has a file extension
     writes that file; otherwise `output` is a folder mirroring the inputs' layout.
 
+    Args:
+        inputs: Files and folders (searched recursively).
+        output: The output file or folder.
+        overwrite: Allow existing outputs to be replaced.
+        videos: Take videos too; False: folders give their photos only, and a video given by
+            name is refused (``stylenet-upscale``).
+
     Raises:
-        ConfigError: An output would overwrite an input, two inputs share an output, or an
-            output's extension is not an image format.
+        ConfigError: An output would overwrite an input, two inputs share an output, an
+            output's extension is not an image format, or a video given without `videos`.
         OutputExistsError: An output exists and `overwrite` is False.
     """
     jobs: list[Job] = []
@@ -109,11 +121,15 @@ def plan(inputs: Sequence[Path], output: Path, *, overwrite: bool = False) -> Pl
             missing.append((src, "no such file or folder"))
         elif src.is_dir():
             files = find_images(src)
-            files += sorted(p for p in src.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS)
+            if videos:
+                files += sorted(p for p in src.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS)
             if not files:
-                missing.append((src, f"no images or videos under {src}"))
+                kinds = "images or videos" if videos else "images"
+                missing.append((src, f"no {kinds} under {src}"))
             base = output if len(inputs) == 1 else output / src.name
             jobs += [Job(f, base / f.relative_to(src), video=is_video(f)) for f in files]
+        elif is_video(src) and not videos:
+            raise ConfigError(f"{src} is a video: this command takes photos only")
         else:
             jobs.append(Job(src, output if to_file else output / src.name, video=is_video(src)))
 
@@ -196,12 +212,20 @@ def _target_size(path: Path, max_side: int | None, scale: float | None) -> tuple
     return fit_size(image_size(path), max_side=max_side, scale=scale)
 
 
-def _check_room(size: tuple[int, int]) -> None:
-    """Refuse a photo whose resized copy and result do not fit in the host's free memory:
-    tiling bounds the network's memory, not theirs (``--scale 1e5`` asks for terapixels)."""
+def _check_room(size: tuple[int, int], scale: int = 1) -> None:
+    """Refuse a photo whose resized copy and result (``scale`` × larger for a super-resolution
+    model) do not fit in the host's free memory: tiling bounds the network's memory, not theirs
+    (``--scale 1e5`` asks for terapixels; a ×4 upscale of a 100 MP photo is 1.6 GP)."""
     w, h = size
-    need = float(w) * float(h) * _HOST_BYTES_PER_PIXEL  # float: inf rather than an overflow
+    # float: inf rather than an overflow
+    need = float(w) * float(h) * (_HOST_BYTES_PER_PIXEL + _HOST_BYTES_PER_OUTPUT_PIXEL * scale**2)
     free = free_memory(torch.device("cpu"))
+    if need > free and scale != 1:
+        raise InputImageError(
+            f"{w}×{h} px upscaled ×{scale} to {w * scale}×{h * scale} px needs about "
+            f"{need / 1e9:,.1f} GB of memory to hold, more than the {free / 1e9:.1f} GB free, "
+            "tiled or not: choose a smaller --max-side"
+        )
     if need > free:
         raise InputImageError(
             f"{float(w):.10g}×{float(h):.10g} px after resizing needs about {need / 1e9:,.1f} GB "
@@ -224,8 +248,8 @@ def _stylize_images(
     for job in jobs:
         try:
             job.size = _target_size(job.src, options.max_side, options.scale)
-            check_size(job.size[1], job.size[0])
-            _check_room(job.size)
+            stylizer.check_input_size(job.size[1], job.size[0])
+            _check_room(job.size, stylizer.scale)
         except _INPUT_ERRORS as err:
             summary.fail(job.src, str(err) or type(err).__name__)
         else:
@@ -243,12 +267,13 @@ def _stylize_images(
         tiled = bool(options.tile) or fits < 1
         if fits < 1 and not options.tile:
             log.warning(
-                "%d photo(s) of %d×%d need more memory untiled than is free; stylizing them in "
+                "%d photo(s) of %d×%d need more memory untiled than is free; %s them in "
                 "%d-px tiles (--tile to choose)",
                 len(group),
                 width,
                 height,
-                tiling.DEFAULT_TILE,
+                "upscaling" if stylizer.task == "superres" else "stylizing",
+                stylizer.default_tile,
             )
         step = 1 if tiled else min(options.batch_size * per_photo, fits)
         for i in range(0, len(group), step):
@@ -281,11 +306,12 @@ def _stylize_batch(
         outputs = [
             stylizer(
                 img,
-                tile=options.tile or tiling.DEFAULT_TILE,
+                tile=options.tile or stylizer.default_tile,
                 overlap=options.overlap,
                 stats_size=options.stats_size,
                 preserve_color=options.preserve_color,
                 strength=options.strength,
+                match_histograms=options.match_histograms,
                 progress=options.progress,
                 style=job.style,
             )
@@ -298,9 +324,15 @@ def _stylize_batch(
             photos,
             preserve_color=options.preserve_color,
             strength=options.strength,
+            match_histograms=False,  # on the 8-bit result below, as a tiled photo gets it
             styles=named or None,
         )
-        outputs = [tensor_to_pil(t) for t in styled]
+        match = options.match_histograms
+        match = stylizer.match_histograms if match is None else match
+        outputs = [
+            stylizer.to_image(t, img, match_histograms=match)
+            for t, (_, img) in zip(styled, loaded, strict=True)
+        ]
     summary.seconds += time.perf_counter() - start
     for (job, img), out in zip(loaded, outputs, strict=True):
         try:
@@ -316,6 +348,9 @@ def _stylize_videos(
     stylizer: Stylizer, jobs: list[Job], options: Options, summary: Summary
 ) -> None:
     for job in jobs:
+        if stylizer.task == "superres":  # stylize_video writes frames of the input's size
+            summary.fail(job.src, "a super-resolution model upscales photos, not videos")
+            continue
         styled = stylizer if job.style is None else stylizer.with_style(job.style)
 
         def frames(x: torch.Tensor, styled: Stylizer = styled) -> torch.Tensor:

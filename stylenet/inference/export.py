@@ -1,8 +1,9 @@
 """Export a trained network as TorchScript or ONNX that runs without stylenet.
 
 The exported graph is `PadCrop(net)` (`stylenet.models.padding`): it pads any (B, 3, H, W) input
-to what `TransformerNet` accepts and crops the output back, so the files take any batch, height
-and width.
+to what the network accepts (`TransformerNet`: sides a multiple of 4, at least 8;
+`SuperResolutionNet`: at least 5) and crops the output back to (H·scale, W·scale), so the files
+take any batch, height and width.
 
 Every export is verified before it is kept: the file written is loaded back (``torch.jit.load``,
 or ONNX Runtime) and compared with the eager network on random batches of several sizes and on a
@@ -37,7 +38,8 @@ from torch import Tensor, nn
 from stylenet.errors import ConfigError, StylenetError
 from stylenet.inference.model_card import ModelCard, card_for
 from stylenet.io.files import atomic_path
-from stylenet.models import PadCrop, StylePadCrop, TransformerNet
+from stylenet.models import ImageNetwork, PadCrop, StylePadCrop, SuperResolutionNet, TransformerNet
+from stylenet.models.padding import SizeRule
 
 if TYPE_CHECKING:
     import onnx
@@ -135,7 +137,17 @@ def style_rows(batch: int, num_styles: int, *, mix: bool, offset: int = 0) -> Te
     return torch.nn.functional.one_hot(index, num_styles).float()
 
 
-def script_wrapper(net: TransformerNet) -> torch.jit.ScriptModule:
+def num_styles(net: ImageNetwork) -> int:
+    """The styles a network takes style weights for (1: none; a super-resolution network)."""
+    return net.num_styles if isinstance(net, TransformerNet) else 1
+
+
+def output_name(net: ImageNetwork) -> str:
+    """The exported graph's output: ``stylized``, or ``upscaled`` for a super-resolution net."""
+    return "upscaled" if isinstance(net, SuperResolutionNet) else "stylized"
+
+
+def script_wrapper(net: ImageNetwork) -> torch.jit.ScriptModule:
     """`PadCrop(net)` as a TorchScript module (fp32, CPU); `StylePadCrop(net)`, with a second
     ``style_weights`` (B, N) input, for a multi-style network."""
     copy = _cpu_copy(net)
@@ -143,20 +155,23 @@ def script_wrapper(net: TransformerNet) -> torch.jit.ScriptModule:
         # The network is shape-polymorphic already (reflection pads, convs, instance norm and
         # upsampling by scale factor trace without baking sizes); verification proves it.
         x = torch.rand(1, 3, 64, 64)
-        if net.num_styles > 1:
+        if num_styles(net) > 1:
             traced = torch.jit.trace(
-                copy, (x, style_rows(1, net.num_styles, mix=True)), check_trace=False
+                copy, (x, style_rows(1, num_styles(net), mix=True)), check_trace=False
             )
             return torch.jit.script(StylePadCrop(traced))
         traced = torch.jit.trace(copy, x, check_trace=False)
-        return torch.jit.script(PadCrop(traced))
+        # The traced module has lost the network's type: give PadCrop the network's size rule.
+        return torch.jit.script(PadCrop(traced, SizeRule.of(net)))
 
 
-def onnx_model_proto(net: TransformerNet, *, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
-    """`PadCrop(net)` as an ONNX model with input ``image`` and output ``stylized``, both
-    (batch, 3, height, width) with symbolic batch, height and width."""
+def onnx_model_proto(net: ImageNetwork, *, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
+    """`PadCrop(net)` as an ONNX model with input ``image``, (batch, 3, height, width), and
+    output ``stylized`` of the same shape (``upscaled``, (batch, 3, scale·height, scale·width),
+    for a super-resolution network), with symbolic batch, height and width."""
     check_opset(opset)
-    multi = net.num_styles > 1
+    multi = num_styles(net) > 1
+    scale = SizeRule.of(net).scale
     wrapper = (StylePadCrop if multi else PadCrop)(_cpu_copy(net)).eval()
     batch = torch.export.Dim("batch")
     dims = {0: batch, 2: torch.export.Dim("height"), 3: torch.export.Dim("width")}
@@ -165,7 +180,7 @@ def onnx_model_proto(net: TransformerNet, *, opset: int = DEFAULT_OPSET) -> onnx
     names = ["image"]
     shapes: dict[str, Any] = {"images": dims}
     if multi:
-        example += (style_rows(2, net.num_styles, mix=True),)
+        example += (style_rows(2, num_styles(net), mix=True),)
         names.append("style_weights")
         shapes["style_weights"] = {0: batch}
     with _quiet(), torch.no_grad():
@@ -173,7 +188,7 @@ def onnx_model_proto(net: TransformerNet, *, opset: int = DEFAULT_OPSET) -> onnx
             wrapper,
             example,
             input_names=names,
-            output_names=["stylized"],
+            output_names=[output_name(net)],
             opset_version=opset,
             dynamic_shapes=shapes,
             dynamo=True,
@@ -187,45 +202,70 @@ def onnx_model_proto(net: TransformerNet, *, opset: int = DEFAULT_OPSET) -> onnx
     graph = model.graph
     # Intermediate shapes are annotated with sympy expressions as dim names; ONNX Runtime plans
     # buffers by those names, so a name mismatch would mean wrong reuse. Its own inference is
-    # enough; drop them, and give the output the input's dim names (the crop makes them equal).
+    # enough; drop them, and give the output the input's dim names (the crop makes them equal;
+    # ×scale for a super-resolution network: named "4*height", say).
     del graph.value_info[:]
     in_dims = graph.input[0].type.tensor_type.shape.dim
-    for out_dim, in_dim in zip(graph.output[0].type.tensor_type.shape.dim, in_dims, strict=True):
+    out_dims = graph.output[0].type.tensor_type.shape.dim
+    for axis, (out_dim, in_dim) in enumerate(zip(out_dims, in_dims, strict=True)):
         out_dim.CopyFrom(in_dim)
+        if axis >= 2 and scale != 1:
+            out_dim.dim_param = f"{scale}*{in_dim.dim_param}"
+    if isinstance(net, SuperResolutionNet):
+        model.doc_string = (
+            f"stylenet SuperResolutionNet (Johnson et al. 2016), x{scale}, with padding: image "
+            "(B, 3, H, W) float32 RGB in [0, 1], any H, W >= 1 -> upscaled (B, 3, "
+            f"{scale}*H, {scale}*W) in [0, 1]."
+        )
+        return model
     model.doc_string = (
         "stylenet TransformerNet (Johnson et al. 2016) with pad/crop: image (B, 3, H, W) float32 "
         "RGB in [0, 1], any H, W >= 1 -> stylized, same shape."
     )
     if multi:
         model.doc_string += (
-            f" style_weights (B, {net.num_styles}) float32: one row per image, one-hot to pick a "
-            "style, a convex row to blend them."
+            f" style_weights (B, {num_styles(net)}) float32: one row per image, one-hot to pick "
+            "a style, a convex row to blend them."
         )
     return model
 
 
-def verification_inputs() -> list[tuple[str, Tensor]]:
+def verification_inputs(scale: int = 1) -> list[tuple[str, Tensor]]:
     """Named (B, 3, H, W) inputs an export must reproduce: random batches of several sizes (one
     odd, one too small to reflect-pad), a drawn picture with flat regions and edges, and a real
-    photo where scikit-image is installed."""
+    photo where scikit-image is installed.
+
+    For a ×`scale` network (super-resolution) the sides of the larger inputs are divided by
+    scale / 2 (odd ones kept odd), so that no output is over 0.2 MP (the paper's networks need
+    about 1.2 KB per output pixel); 1×3×37×53 and 2×3×5×3 (too small for the network unpadded)
+    stay as they are.
+    """
     from stylenet.io.samples import stained_glass
+
+    shrink = max(1, scale // 2)  # ×4: sides halved, ×8: quartered
+
+    def side(n: int) -> int:
+        return n if shrink == 1 else n // shrink | (n & 1)  # an odd side stays odd
 
     gen = torch.Generator().manual_seed(0)
     glass = torch.from_numpy(np.asarray(stained_glass(224), dtype=np.float32) / 255.0)
+    gh, gw = side(223), side(161)
+    rh, rw = side(64), side(80)
     inputs = [
-        ("random 2×3×64×80", torch.rand(2, 3, 64, 80, generator=gen)),
+        (f"random 2×3×{rh}×{rw}", torch.rand(2, 3, rh, rw, generator=gen)),
         ("random 1×3×37×53", torch.rand(1, 3, 37, 53, generator=gen)),
         ("random 2×3×5×3", torch.rand(2, 3, 5, 3, generator=gen)),
-        ("stained glass 1×3×223×161", glass.permute(2, 0, 1)[None, :, :223, :161].contiguous()),
+        (f"stained glass 1×3×{gh}×{gw}", glass.permute(2, 0, 1)[None, :, :gh, :gw].contiguous()),
     ]
-    photo = _sample_photo()
+    photo = _sample_photo(side(199), side(251))
     if photo is not None:
         inputs.append((f"photo 1×3×{photo.shape[2]}×{photo.shape[3]}", photo))
     return inputs
 
 
-def _sample_photo() -> Tensor | None:
-    """A real photo, where scikit-image (which ships a few) is installed: 1×3×199×251 crop."""
+def _sample_photo(height: int = 199, width: int = 251) -> Tensor | None:
+    """A real photo, where scikit-image (which ships a few) is installed: a 1×3×199×251 crop (or
+    `height` × `width`)."""
     try:
         import skimage
     except ImportError:
@@ -235,7 +275,7 @@ def _sample_photo() -> Tensor | None:
     path = Path(skimage.__file__).parent / "data" / "astronaut.png"
     if not path.is_file():
         return None
-    return load_image_tensor(path)[None, :, 100:299, 100:351].contiguous()
+    return load_image_tensor(path)[None, :, 100 : 100 + height, 100 : 100 + width].contiguous()
 
 
 def verify_export(
@@ -248,7 +288,7 @@ def verify_export(
     """Compare an exported model with the eager one.
 
     Args:
-        reference: Eager stylizer (any size in, same size out).
+        reference: Eager stylizer (any size in, the same size ×scale out).
         exported: The exported model as a callable (tensor or numpy output).
         inputs: Named inputs (default: `verification_inputs()`).
         tolerance: Largest max abs difference accepted.
@@ -279,8 +319,8 @@ def verify_export(
     return worst
 
 
-def _eager_reference(net: TransformerNet) -> Callable[..., Tensor]:
-    wrapped = (StylePadCrop if net.num_styles > 1 else PadCrop)(_cpu_copy(net))
+def _eager_reference(net: ImageNetwork) -> Callable[..., Tensor]:
+    wrapped = (StylePadCrop if num_styles(net) > 1 else PadCrop)(_cpu_copy(net))
 
     def run(*inputs: Tensor) -> Tensor:
         with torch.inference_mode():
@@ -289,13 +329,13 @@ def _eager_reference(net: TransformerNet) -> Callable[..., Tensor]:
     return run
 
 
-def _verify(net: TransformerNet, exported: Callable[..., Tensor | np.ndarray]) -> float:
-    """`verify_export` of an export against eager; a multi-style export on one-hot rows (each
-    input starting at another style) and on a mix."""
+def _verify(net: ImageNetwork, exported: Callable[..., Tensor | np.ndarray]) -> float:
+    """`verify_export` of an export against eager (on inputs sized for the network's scale); a
+    multi-style export on one-hot rows (each input starting at another style) and on a mix."""
     eager = _eager_reference(net)
-    n = net.num_styles
+    n = num_styles(net)
     if n == 1:
-        return verify_export(eager, exported)
+        return verify_export(eager, exported, verification_inputs(SizeRule.of(net).scale))
     worst = 0.0
     for mix in (False, True):
         worst = max(worst, verify_export(*_with_rows(eager, exported, n, mix)))
@@ -330,22 +370,27 @@ def _verification_of(fmt: str, path: Path) -> Iterator[None]:
         ) from None
 
 
-def _description_json(net: TransformerNet, card: ModelCard | None) -> str:
-    """What an export says about itself: its model card (the network's own network and config)
-    and its inputs and output."""
+def _description_json(net: ImageNetwork, card: ModelCard | None) -> str:
+    """What an export says about itself: its model card (the network's own network, config and
+    scale; the task a super-resolution network was trained for) and its inputs and output."""
+    card = card_for(net, card)
+    n, scale = num_styles(net), SizeRule.of(net).scale
+    if isinstance(net, SuperResolutionNet):
+        card = card.replace(task="superres")  # whatever card it came with: it upscales
+    output = "(B, 3, H, W)" if scale == 1 else f"(B, 3, {scale}*H, {scale}*W)"
     return json.dumps(
         {
-            "card": card_for(net, card).to_dict(),
+            "card": card.to_dict(),
             "input": "image: (B, 3, H, W) float32 RGB in [0, 1], any H, W >= 1"
-            + (f"; style_weights: (B, {net.num_styles}) float32" if net.num_styles > 1 else ""),
-            "output": "stylized: (B, 3, H, W) float32 in [0, 1]",
+            + (f"; style_weights: (B, {n}) float32" if n > 1 else ""),
+            "output": f"{output_name(net)}: {output} float32 in [0, 1]",
         },
         default=str,
     )
 
 
 def export_torchscript(
-    net: TransformerNet,
+    net: ImageNetwork,
     path: str | os.PathLike,
     *,
     verify: bool = True,
@@ -357,7 +402,7 @@ def export_torchscript(
     Args:
         net: The network to export.
         path: Output file (conventionally ``*.torchscript.pt``).
-        verify: Load the file back and compare it with eager on `verification_inputs()`.
+        verify: Load the file back and compare it with eager on `verification_inputs`.
         overwrite: Replace an existing `path` (otherwise FileExistsError).
         card: The model card, stored (with the inputs) as ``stylenet.json`` in the archive's
             extra files.
@@ -383,7 +428,7 @@ def export_torchscript(
 
 
 def export_onnx(
-    net: TransformerNet,
+    net: ImageNetwork,
     path: str | os.PathLike,
     *,
     opset: int = DEFAULT_OPSET,
@@ -391,15 +436,15 @@ def export_onnx(
     overwrite: bool = False,
     card: ModelCard | None = None,
 ) -> ExportReport:
-    """Write `PadCrop(net)` as ONNX (input ``image``, output ``stylized``, dynamic batch,
-    height and width).
+    """Write `PadCrop(net)` as ONNX (input ``image``, output ``stylized``, or ``upscaled`` for a
+    super-resolution network; dynamic batch, height and width).
 
     Args:
         net: The network to export.
         path: Output file (``*.onnx``).
         opset: ONNX opset, ``MIN_OPSET`` … `max_opset()`.
         verify: Run the file in ONNX Runtime (CPU) and compare it with eager on
-            `verification_inputs()`.
+            `verification_inputs`.
         overwrite: Replace an existing `path` (otherwise FileExistsError).
         card: The model card, stored (with the inputs) as the model's ``stylenet`` metadata
             property (JSON).

@@ -197,8 +197,9 @@ def card_for(net: Any, card: ModelCard | None = None) -> ModelCard:
     # Every field, defaults included, so that two cards' configs compare key by key.
     config: dict[str, Any] = dataclasses.asdict(net.config)
     network, scale = type(net).__name__, int(getattr(net, "scale", 1))
-    if card is None:
-        return ModelCard(network=network, config=config, scale=scale)
+    if card is None:  # a bare save: the task the network is for
+        task = "superres" if network == "SuperResolutionNet" else "style"
+        return ModelCard(network=network, config=config, scale=scale, task=task)
     return card.replace(network=network, config=config, scale=scale)
 
 

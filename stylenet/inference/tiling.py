@@ -18,11 +18,18 @@ visibly different tones. What we do instead:
 The statistics of a smaller copy are an approximation (the network is not scale invariant), and
 the overlap needed grows with the network's receptive field; the README's "Large images" section
 gives the measured error, memory and time.
+
+`SuperResolutionNet` has no normalization at all, so an output pixel depends only on the input
+pixels within its receptive field: `upscale_tiled` cuts the input into tiles that each read
+`upscale_context` px beyond the part of the output they give, which is then exactly the untiled
+output, and writes each part straight into the ×scale uint8 result (no cross-fade, no float
+buffer of the output). It only calls the network, so exports tile too.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 from collections.abc import Callable, Iterator
 from typing import Literal
@@ -35,17 +42,23 @@ from tqdm import tqdm
 
 from stylenet.errors import ConfigError
 from stylenet.io.images import float_to_uint8, uint8_to_float
-from stylenet.models import PadCrop
+from stylenet.models import PadCrop, SuperResolutionConfig
 
 __all__ = [
     "DEFAULT_OVERLAP",
     "DEFAULT_STATS_SIZE",
     "DEFAULT_TILE",
+    "MIN_UPSCALE_TILE",
     "check_tiling",
+    "check_upscale_tiling",
     "default_overlap",
+    "default_upscale_tile",
     "instance_norm_stats",
     "stylize_tiled",
     "tile_spans",
+    "upscale_context",
+    "upscale_spans",
+    "upscale_tiled",
 ]
 
 # TransformerNet downsamples twice by 2. Tiles that start on a 4-px grid put every pixel at the
@@ -393,4 +406,135 @@ def stylize_tiled(
             wsum[:carry] = wsum[done : done + carry]
             acc[carry:] = 0.0
             wsum[carry:] = 0.0
+    return out
+
+
+# --- super-resolution: exact tiles of a network without normalization ----------------------------
+
+# Smallest input tile of `upscale_tiled` (px): below it the context read around each tile costs
+# more than the tile.
+MIN_UPSCALE_TILE = 16
+
+
+def default_upscale_tile(scale: int) -> int:
+    """Input tile side for a ×`scale` network: the one whose output is `DEFAULT_TILE` px (192 at
+    ×4). With its context, one tile's forward peaks at 0.7 (×2) to 1.1 GB (×8) with the paper's
+    64 channels (≈ 1.15 KB per output pixel; README, "Large images")."""
+    return max(MIN_UPSCALE_TILE, DEFAULT_TILE // scale)
+
+
+def upscale_context(config: SuperResolutionConfig) -> int:
+    """Input px a tile must read on each side beyond the part of the output it gives, for that
+    part to be exactly the untiled output: the network's receptive radius, in input px.
+
+    14 for the paper's ×4 and ×8 networks (4 residual blocks); 5 + 2·blocks + ⌈3 / scale⌉ in
+    general. Tests check that this much gives the untiled output and one pixel less does not.
+    """
+    # A pixel near a tile's edge sees some conv's reflection padding instead of its real
+    # neighbours. The margin that padding spoils, in input px: the 9×9 head conv 4, each
+    # residual block's two 3×3 convs 2, the 3×3 conv of ×2 stage k (after a nearest upsample,
+    # at 2^k× the input's resolution) 1/2^k, summing to 1 - 1/scale over the stages, and the
+    # 9×9 tail conv at the output's resolution 4/scale: 5 + 2·blocks + 3/scale. An input pixel is
+    # clean once all of its scale×scale output pixels are, hence the ceiling. The bicubic skip
+    # reads only 2 px on either side (a 4-tap kernel with half-pixel centres).
+    return 5 + 2 * config.num_residual_blocks + math.ceil(3 / config.scale)
+
+
+def check_upscale_tiling(tile: int, overlap: int | None = None) -> None:
+    """Refuse tiling options `upscale_tiled` cannot use, naming the option.
+
+    Raises:
+        ConfigError: `tile` under `MIN_UPSCALE_TILE`, `overlap` negative, or either of them not
+            an integer.
+    """
+    for option, value in (("tile", tile), ("overlap", overlap)):
+        if value is None and option == "overlap":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise ConfigError(f"{option} must be an integer, got {value!r}")
+    if tile < MIN_UPSCALE_TILE:
+        raise ConfigError(f"tile must be at least {MIN_UPSCALE_TILE}, got {tile}")
+    if overlap is not None and overlap < 0:
+        raise ConfigError(f"overlap must be >= 0, got {overlap}")
+
+
+def upscale_spans(length: int, tile: int, context: int) -> list[tuple[int, int, int, int]]:
+    """Tiles along one axis of `upscale_tiled`'s input: (start, end) of the part each tile gives
+    (≤ `tile` px, evenly spread, covering [0, `length`) without overlap) and (read_start,
+    read_end), that part widened by `context` on both sides within the image.
+
+    Returns:
+        (read_start, start, end, read_end) per tile, ordered.
+    """
+    count = max(1, math.ceil(length / tile))
+    cuts = [round(i * length / count) for i in range(count + 1)]
+    return [
+        (max(0, a - context), a, b, min(length, b + context)) for a, b in itertools.pairwise(cuts)
+    ]
+
+
+@torch.inference_mode()
+def upscale_tiled(
+    upscale: Callable[[Tensor], Tensor],
+    image: np.ndarray,
+    *,
+    scale: int,
+    context: int,
+    tile: int,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> np.ndarray:
+    """Upscale a photo of any size tile by tile, with memory bounded by the tile and the result.
+
+    Each tile reads `context` px beyond the part it gives (`upscale_spans`); with `context` at
+    least `upscale_context` of the network, every part is exactly the untiled output (up to the
+    float rounding of convolution kernels at another size), so parts are placed side by side at
+    ×`scale` coordinates, no cross-fade. The result is written tile by tile into one uint8
+    array; no float copy of the whole output is ever held.
+
+    Args:
+        upscale: (1, 3, h, w) float32 in [0, 1] → (1, 3, h·scale, w·scale) in [0, 1], any h, w
+            ≥ 1 (a backend, or `PadCrop` of the network).
+        image: (H, W, 3) uint8 RGB. Not modified.
+        scale: The network's factor.
+        context: Input px each tile reads beyond its part, ≥ 0.
+        tile: Input side of a tile's part, ≥ `MIN_UPSCALE_TILE`.
+        device: Where tiles cross to (as uint8) before they are made float.
+        progress: Show a tqdm bar over the tiles.
+
+    Returns:
+        (H·scale, W·scale, 3) uint8 RGB.
+
+    Raises:
+        ConfigError: A bad `tile` or `context`.
+        ValueError: A bad `image`, or an output of the wrong shape.
+    """
+    check_upscale_tiling(tile)
+    if isinstance(context, bool) or not isinstance(context, int | np.integer) or context < 0:
+        raise ConfigError(f"context must be an integer >= 0, got {context!r}")
+    _check_image(image)
+    height, width = image.shape[:2]
+    rows, cols = upscale_spans(height, tile, context), upscale_spans(width, tile, context)
+    out = np.empty((height * scale, width * scale, 3), np.uint8)
+    bar = tqdm(total=len(rows) * len(cols), unit="tile", desc="upscale tiles", disable=not progress)
+    with bar:
+        for read_top, top, bottom, read_bottom in rows:
+            for read_left, left, right, read_right in cols:
+                x = uint8_to_float(image[read_top:read_bottom, read_left:read_right], device=device)
+                y = upscale(x[None])  # (1, 3, h·scale, w·scale)
+                want = (1, 3, (read_bottom - read_top) * scale, (read_right - read_left) * scale)
+                if tuple(y.shape) != want:
+                    raise ValueError(
+                        f"a ×{scale} upscale of a tile gave {tuple(y.shape)}, not {want}"
+                    )
+                part = y[
+                    0,
+                    :,
+                    (top - read_top) * scale : (bottom - read_top) * scale,
+                    (left - read_left) * scale : (right - read_left) * scale,
+                ]
+                out[top * scale : bottom * scale, left * scale : right * scale] = float_to_uint8(
+                    part
+                )
+                bar.update()
     return out

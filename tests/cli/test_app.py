@@ -44,7 +44,14 @@ from stylenet.errors import ConfigError, StylenetError
 from stylenet.inference.api import InputImageError
 from stylenet.inference.model_file import ModelFileError
 from stylenet.io.images import ImageReadError, load_image
-from tests.helpers import REPO, photo, run_cli, save_tiny_model, save_tiny_multistyle_model
+from tests.helpers import (
+    REPO,
+    photo,
+    run_cli,
+    save_tiny_model,
+    save_tiny_multistyle_model,
+    save_tiny_sr_model,
+)
 
 NAMES = ["mosaic", "candy", "udnie"]
 # Issue 16: a PNG of 12 KB that decodes to 100 megapixels.
@@ -461,3 +468,77 @@ def test_uploads_and_results_are_deleted(tmp_path: Path, models) -> None:
         client.predict("one", [], src, 1.0, False, None, api_name="/stylize")
         (second,) = out.iterdir()
         assert second != first and second.name.startswith("result-")
+
+
+# --- super-resolution models on the page ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sr_models(tmp_path_factory: pytest.TempPathFactory, model_path: str) -> Models:
+    """A tiny ×4 model first (the page opens on it), and a style model."""
+    sr, _ = save_tiny_sr_model(tmp_path_factory.mktemp("sr"))
+    return Models({"sr": sr, "one": Path(model_path)}, device="cpu")
+
+
+def test_stylize_photo_upscales_with_a_superres_model(tmp_path: Path, sr_models) -> None:
+    sr = sr_models.get("sr")
+    assert sr_models.describe("sr") == "sr: ×4 super-resolution; eager on cpu"
+    image = load_image(photo(tmp_path / "p.png", size=(30, 20)))
+    calls: list[tuple[float, str]] = []
+    plain = stylize_photo(sr, image, progress=lambda f, w: calls.append((f, w)))
+    assert plain.image.size == (120, 80) and calls[0][1] == "upscaling"
+    assert plain.info.startswith("30×20 px upscaled ×4 to 120×80 px in ")
+    # Strength and preserve colours do not apply: ignored, and said so.
+    ignored = stylize_photo(sr, image, strength=0.3, preserve_color=True)
+    assert _diff(ignored.image, plain.image) == 0
+    assert ignored.info.endswith(
+        "; strength and preserve colours do not apply to super-resolution: ignored"
+    )
+    raw = stylize_photo(sr, image, match_histograms=False)  # matched by default, as the paper
+    assert _diff(raw.image, plain.image) > 0
+    assert _diff(stylize_photo(sr, image, match_histograms=True).image, plain.image) == 0
+    tiled = stylize_photo(sr, image, tile=16)
+    assert tiled.tiled and "tiled in 16-px tiles (as asked)" in tiled.info
+    assert _diff(tiled.image, plain.image) < 0.01
+    one = stylize_photo(sr_models.get("one"), image, match_histograms=True)
+    assert one.info.endswith("; match histograms applies to super-resolution models only: ignored")
+    with pytest.raises(InputImageError, match=r"4×20 px is too small to upscale: each side"):
+        stylize_photo(sr, Image.new("RGB", (4, 20)))
+
+
+def test_the_pixel_cap_counts_an_upscales_output(tmp_path: Path, sr_models) -> None:
+    sr = sr_models.get("sr")
+    src = photo(tmp_path / "p.png", size=(60, 40))
+    # 2400 px in, 38,400 out: the output is what the cap holds to.
+    with pytest.raises(InputImageError) as err:
+        stylize_photo(sr, src, max_pixels=20_000)
+    assert str(err.value) == (
+        "p.png upscaled ×4 would be 240×160 px (0 MP): this page makes images of up to 0.02 MP; "
+        "set a max side of 43 px or less"
+    )
+    fits = stylize_photo(sr, src, max_pixels=20_000, max_side=43)
+    assert fits.image.size == (172, 116) and 172 * 116 <= 20_000
+    assert stylize_photo(sr_models.get("one"), src, max_pixels=20_000).image.size == (60, 40)
+
+
+@pytest.mark.filterwarnings("ignore:::gradio.queueing")
+def test_the_page_offers_a_superres_model(tmp_path: Path, sr_models) -> None:
+    from gradio_client import handle_file
+
+    demo = build_app(sr_models, out_dir=tmp_path / "out")
+    labels = {c.label: c for c in demo.blocks.values() if getattr(c, "label", None)}
+    # Opened on the ×4 model: no style menu, strength or preserve colours; match histograms.
+    assert not labels["Style"].visible and not labels["Strength"].visible
+    assert not labels["Preserve colours"].visible and labels["Match histograms"].visible
+    with _served(demo) as client:
+        picker, about = client.predict("sr", api_name="/model")
+        assert not picker["visible"] and about == "sr: ×4 super-resolution; eager on cpu"
+        src = photo(tmp_path / "street.jpg", size=(25, 15))
+        # The API as it was (six values), and with match histograms.
+        for args in [(), (True,)]:
+            upscaled, download, info = client.predict(
+                "sr", [], handle_file(str(src)), 1.0, False, None, *args, api_name="/stylize"
+            )
+            assert load_image(upscaled).size == (100, 60)
+            assert Path(download["value"]).name == "street_x4.jpg"
+            assert "25×15 px upscaled ×4 to 100×60 px" in info

@@ -7,13 +7,15 @@ from pathlib import Path
 
 import onnx
 import pytest
+import torch
 
 import stylenet.cli.export as cli_export
 import stylenet.inference.export as export
 from stylenet.cli.export import main
-from stylenet.inference.model_file import detect_format
+from stylenet.inference.backends import load_backend
+from stylenet.inference.model_file import detect_format, read_card
 from stylenet.models import TransformerNet
-from tests.helpers import run_cli, save_tiny_model
+from tests.helpers import run_cli, save_tiny_model, save_tiny_sr_model
 
 TOL = 1e-4
 
@@ -157,3 +159,27 @@ def test_an_output_in_the_way_is_named_before_any_work(
     assert rc == 2 and stdout == ""
     assert err.splitlines() == ["stylenet-export: " + message.format(file=file, dir=folder)]
     assert file.read_text() == "a file, not a folder" and list(folder.iterdir()) == []
+
+
+def test_a_superres_model_exports_and_takes_no_style(tmp_path: Path) -> None:
+    path, _ = save_tiny_sr_model(tmp_path / "sr")
+    rc, out, err = run_main([str(path)])
+    assert rc == 0, err
+    for fmt in ("torchscript", "onnx"):
+        exported = path.with_name("model" + export.SUFFIXES[fmt])
+        assert exported.is_file() and f"{fmt}: {exported}" in out
+        card = read_card(exported)
+        assert (card.task, card.scale, card.network) == ("superres", 4, "SuperResolutionNet")
+        assert card.exported_from == "model.pt"
+        backend = load_backend(exported, device="cpu")
+        x = torch.rand(1, 3, 9, 14)
+        assert backend(x).shape == (1, 3, 36, 56)
+    for flag in (["--style", "candy"], ["--mix", "a:1,b:2"]):
+        out_dir = tmp_path / "again"
+        rc, out, err = run_main([str(path), "-o", str(out_dir), *flag])
+        assert rc == 2 and out == ""
+        assert err.splitlines() == [
+            f"stylenet-export: {flag[0]}: {path} is a ×4 super-resolution model, and a "
+            "super-resolution model has no styles"
+        ]
+        assert not out_dir.exists()

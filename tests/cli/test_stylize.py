@@ -15,7 +15,13 @@ from stylenet.cli.stylize import main
 from stylenet.inference.export import export_torchscript
 from stylenet.inference.model_file import load_model
 from stylenet.io.images import load_image
-from tests.helpers import make_video, photo, read_video, save_tiny_multistyle_model
+from tests.helpers import (
+    make_video,
+    photo,
+    read_video,
+    save_tiny_multistyle_model,
+    save_tiny_sr_model,
+)
 
 
 def test_cli_keeps_odd_sizes_exactly(tmp_path, model_path) -> None:
@@ -189,6 +195,15 @@ ROWS: dict[str, tuple[list[str], str]] = {
         )
         for value in ("inf", "nan", "-1")
     },
+    # Issue 17: a super-resolution model is for stylenet-upscale, with or without style flags.
+    **{
+        f"super-resolution model{' ' + ' '.join(flags) if flags else ''}": (
+            ["MODEL=sr/model.pt", *flags],
+            "sr/model.pt is a ×4 super-resolution model, which has no styles: upscale photos "
+            "with stylenet-upscale",
+        )
+        for flags in ([], ["--style", "candy"], ["--all-styles"])
+    },
 }
 
 
@@ -196,6 +211,7 @@ ROWS: dict[str, tuple[list[str], str]] = {
 def rows(tmp_path_factory, model_path) -> dict[str, subprocess.CompletedProcess[str]]:
     tmp = tmp_path_factory.mktemp("rows")
     save_tiny_multistyle_model(tmp / "multi", ["mosaic", "candy"])
+    save_tiny_sr_model(tmp / "sr")
     for name in ("a.jpg", "b.jpg"):
         photo(tmp / "photos" / name, size=(40, 30))
     procs = {}

@@ -1,25 +1,31 @@
-"""Backends: every model format detected by content and run through one contract; options
-checked against what the file and device can do; bad files get clear errors."""
+"""Backends: every model format detected by content and run through one contract (style and
+super-resolution models); options checked against what the file and device can do; bad files
+get clear errors."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
+from stylenet.errors import ConfigError
 from stylenet.inference.backends import load_backend, resolve_device
+from stylenet.inference.export import export_onnx, export_torchscript
+from stylenet.inference.model_card import ModelCard, card_for
 from stylenet.inference.model_file import ModelFileError
-from stylenet.models import PadCrop, TransformerNet
-from tests.helpers import tiny_net
+from stylenet.models import PadCrop, SuperResolutionNet
+from tests.helpers import save_tiny_sr_model, tiny_net
 
 TOL = 1e-4
 
 
 @torch.inference_mode()
-def eager(net: TransformerNet, x: torch.Tensor) -> torch.Tensor:
+def eager(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return PadCrop(net)(x)
 
 
@@ -125,3 +131,50 @@ def test_bad_files_get_clear_errors(kind: str, tmp_path: Path) -> None:
     path = _bad_files(tmp_path / "bad")[kind]
     with pytest.raises(ModelFileError, match=path.name):
         load_backend(path, device="cpu")
+
+
+# --- super-resolution models: outputs ×scale, no styles -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sr_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A tiny ×4 model as model.pt, a Lightning checkpoint and both exports."""
+    folder = tmp_path_factory.mktemp("sr")
+    path, net = save_tiny_sr_model(folder)
+    card = card_for(net, ModelCard(network="", task="superres"))
+    ckpt = folder / "last.ckpt"
+    state = {"net." + k: v for k, v in net.state_dict().items()}
+    torch.save({"state_dict": state, "global_step": 3, "stylenet": {"card": card.to_dict()}}, ckpt)
+    ts, onnx = folder / "m.torchscript.pt", folder / "m.onnx"
+    export_torchscript(net, ts, card=card)
+    export_onnx(net, onnx, card=card)
+    return {"net": net, "model": path, "ckpt": ckpt, "torchscript": ts, "onnx": onnx}
+
+
+def test_a_superres_model_runs_on_every_backend_and_format(sr_files) -> None:
+    x = torch.rand(2, 3, 13, 22)
+    ref = eager(sr_files["net"], x)
+    assert ref.shape == (2, 3, 52, 88)
+    runs = [(sr_files[key], None) for key in ("model", "ckpt", "torchscript", "onnx")]
+    runs += [(sr_files["model"], name) for name in ("torchscript", "onnxruntime")]
+    runs.append((sr_files["ckpt"], "onnxruntime"))
+    for file, name in runs:
+        backend = load_backend(file, device="cpu", backend=name)
+        assert (backend.task, backend.scale, backend.styles) == ("superres", 4, []), file
+        y = backend(x)
+        assert y.shape == ref.shape and float((y - ref).abs().max()) <= TOL, (file, name)
+    eager_backend = load_backend(sr_files["model"], device="cpu")
+    assert isinstance(eager_backend.net, SuperResolutionNet)
+    y = load_backend(sr_files["model"], device="cpu", precision="bf16", channels_last=True)(x)
+    assert y.shape == ref.shape and float((y - ref).abs().mean()) < 0.01
+
+
+def test_a_superres_model_has_no_styles(sr_files) -> None:
+    for file in (sr_files["model"], sr_files["onnx"]):
+        load_backend(file, device="cpu", style=0)  # any model's first style: the model itself
+        for choice in ({"style": "mosaic"}, {"style": 1}, {"mix": {"a": 1.0}}):
+            with pytest.raises(ConfigError) as err:
+                load_backend(file, device="cpu", **choice)
+            assert str(err.value) == (
+                f"{file} is a ×4 super-resolution model: a super-resolution model has no styles"
+            )

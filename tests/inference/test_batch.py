@@ -1,4 +1,5 @@
-"""plan: inputs map to outputs, and every refusal comes before any work."""
+"""plan: inputs map to outputs, and every refusal comes before any work; photos too large
+untiled are tiled, too large to hold refused by name (upscales: ×scale² larger results)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,16 @@ import logging
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from stylenet.errors import ConfigError, OutputExistsError
-from stylenet.inference import api
+from stylenet.inference import api, batch
 from stylenet.inference.api import load
 from stylenet.inference.batch import Options, fit_size, plan, stylize_all
-from tests.helpers import photo
+from stylenet.io.images import load_image
+from tests.helpers import photo, save_tiny_sr_model
 
 
 @pytest.fixture
@@ -131,3 +134,58 @@ def test_a_photo_too_large_to_hold_after_scaling_fails_by_name(
         [(src, failed)] = summary.failed
         assert src.name == "a.png" and failed.startswith(reason), failed
     assert not (tmp_path / "out").exists()
+
+
+def test_a_plan_without_videos_skips_them_in_folders_and_refuses_them_by_name(
+    inputs: Path, tmp_path: Path
+) -> None:
+    (inputs / "clip.mp4").write_bytes(b"")  # listed by its name only
+    names = [j.src.name for j in plan([inputs], tmp_path / "out").jobs]
+    assert names == ["a.jpg", "b.png", "clip.mp4"]  # photos first, then videos
+    assert [j.src.name for j in plan([inputs], tmp_path / "out", videos=False).jobs] == [
+        "a.jpg",
+        "b.png",
+    ]
+    with pytest.raises(ConfigError, match=r"clip.mp4 is a video: this command takes photos only"):
+        plan([inputs / "clip.mp4"], tmp_path / "out.mp4", videos=False)
+    # Given one anyway (the Python API), a super-resolution model fails it by name.
+    upscaler = load(save_tiny_sr_model(tmp_path / "sr")[0], device="cpu")
+    work = plan([inputs / "clip.mp4"], tmp_path / "out.mp4")
+    summary = stylize_all(upscaler, work, Options(progress=False))
+    assert summary.failed == [
+        (inputs / "clip.mp4", "a super-resolution model upscales photos, not videos")
+    ]
+    only_videos = tmp_path / "videos"
+    only_videos.mkdir()
+    (only_videos / "clip.mov").write_bytes(b"")
+    assert plan([only_videos], tmp_path / "o", videos=False).missing == [
+        (only_videos, f"no images under {only_videos}")
+    ]
+
+
+def test_an_upscale_too_large_to_hold_fails_by_name_and_a_large_one_is_tiled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    sr_path, _ = save_tiny_sr_model(tmp_path / "sr")
+    upscaler = load(sr_path, device="cpu")
+    photo(tmp_path / "in" / "a.png", size=(40, 30))
+    # The photo (6 bytes a pixel) and its ×4 result (6 bytes an output pixel) must fit: here
+    # they do not, tiled or not.
+    monkeypatch.setattr(batch, "free_memory", lambda device: 40 * 30 * (6 + 6 * 16) - 1)
+    summary = stylize_all(upscaler, plan([tmp_path / "in"], tmp_path / "out"), Options())
+    [(src, reason)] = summary.failed
+    assert src.name == "a.png" and reason == (
+        "40×30 px upscaled ×4 to 160×120 px needs about 0.0 GB of memory to hold, more than the "
+        "0.0 GB free, tiled or not: choose a smaller --max-side"
+    )
+    assert not (tmp_path / "out").exists()
+    # Room for the result, not for an untiled forward: tiled, with the untiled result.
+    monkeypatch.setattr(batch, "free_memory", lambda device: 10**9)
+    untiled = stylize_all(upscaler, plan([tmp_path / "in"], tmp_path / "untiled"), Options())
+    monkeypatch.setattr(api, "free_memory", lambda device: upscaler.untiled_bytes(30, 40))
+    with caplog.at_level(logging.WARNING, logger="stylenet.inference.batch"):
+        tiled = stylize_all(upscaler, plan([tmp_path / "in"], tmp_path / "tiled"), Options())
+    assert "1 photo(s) of 40×30 need more memory untiled than is free; upscaling" in caplog.text
+    assert untiled.done == tiled.done == 1
+    a, b = (load_image(tmp_path / kind / "a.png") for kind in ("untiled", "tiled"))
+    assert a.size == (160, 120) and np.abs(np.asarray(a, int) - np.asarray(b, int)).max() <= 1

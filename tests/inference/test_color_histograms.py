@@ -11,8 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from stylenet.inference.color import match_histograms
-from stylenet.io.images import find_images, load_image_tensor
+from stylenet.inference import color
+from stylenet.inference.color import match_histograms, match_histograms_uint8
+from stylenet.io.images import find_images, float_to_uint8, load_image_tensor, uint8_to_float
 from stylenet.models.degradation import degrade
 
 
@@ -90,3 +91,17 @@ def test_refuses_mismatched_batches() -> None:
         match_histograms(torch.rand(2, 3, 8, 8), torch.rand(1, 3, 2, 2))
     with pytest.raises(ValueError, match="same rank"):
         match_histograms(torch.rand(1, 3, 8, 8), torch.rand(3, 2, 2))
+
+
+def test_the_8_bit_match_is_the_float_match_of_the_8_bit_image(
+    sr_case: tuple[Tensor, Tensor], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    output, lr = sr_case
+    monkeypatch.setattr(color, "_BAND_ROWS", 7)  # several bands, the last a short one
+    image, reference = float_to_uint8(output[0]), float_to_uint8(lr[0])  # (H, W, 3) uint8
+    want = float_to_uint8(match_histograms(uint8_to_float(image), uint8_to_float(reference)))
+    got = image.copy()
+    match_histograms_uint8(got, reference)  # in place
+    np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="uint8"):
+        match_histograms_uint8(image.astype(np.float32), reference)

@@ -1,5 +1,6 @@
 """Exports: TorchScript and ONNX files that take any size, need no stylenet code, match eager,
-describe themselves; a failed verification keeps nothing."""
+describe themselves; a failed verification keeps nothing. Super-resolution networks too (×scale
+outputs)."""
 
 from __future__ import annotations
 
@@ -8,24 +9,28 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 import stylenet.inference.export as export
 from stylenet.errors import ConfigError
 from stylenet.inference.backends import load_backend
-from stylenet.models import PadCrop, TransformerNet
-from tests.helpers import tiny_net
+from stylenet.inference.model_card import ModelCard
+from stylenet.models import PadCrop
+from tests.helpers import tiny_net, tiny_sr_net
 
 TOL = 1e-4
 
 
 @torch.inference_mode()
-def eager(net: TransformerNet, x: torch.Tensor) -> torch.Tensor:
+def eager(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return PadCrop(net)(x)
 
 
@@ -146,3 +151,66 @@ def test_an_opset_the_exporter_cannot_write_is_refused(tmp_path: Path) -> None:
         ):
             export.export_onnx(tiny_net(), tmp_path / "m.onnx", opset=opset)
     assert list(tmp_path.iterdir()) == []
+
+
+# --- super-resolution networks: ×scale outputs, the same contract ---------------------------
+
+
+@pytest.fixture(scope="module")
+def sr_exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A tiny ×4 network's exports (verified at export time), written once."""
+    net = tiny_sr_net(scale=4)
+    folder = tmp_path_factory.mktemp("sr")
+    card = ModelCard(network="", task="superres")
+    reports = {
+        "torchscript": export.export_torchscript(net, folder / "m.torchscript.pt", card=card),
+        "onnx": export.export_onnx(net, folder / "m.onnx", card=card),
+    }
+    return {"net": net, "reports": reports}
+
+
+def test_superres_exports_are_verified_and_describe_themselves(sr_exported) -> None:
+    import onnx
+
+    reports = sr_exported["reports"]
+    assert all(r.max_abs_diff <= TOL for r in reports.values())
+    with zipfile.ZipFile(reports["torchscript"].path) as zf:
+        name = next(n for n in zf.namelist() if n.endswith("extra/stylenet.json"))
+        info = json.loads(zf.read(name))
+    card = info["card"]
+    assert (card["network"], card["task"], card["scale"]) == ("SuperResolutionNet", "superres", 4)
+    assert card["config"] == {"scale": 4, "channels": 8, "num_residual_blocks": 1}
+    assert info["output"] == "upscaled: (B, 3, 4*H, 4*W) float32 in [0, 1]"
+    model = onnx.load(reports["onnx"].path)
+    assert json.loads({p.key: p.value for p in model.metadata_props}["stylenet"]) == info
+    out = model.graph.output[0]
+    dims = [d.dim_param or d.dim_value for d in out.type.tensor_type.shape.dim]
+    assert out.name == "upscaled" and dims == ["batch", 3, "4*height", "4*width"]
+
+
+def test_superres_exports_take_any_batch_and_size(sr_exported) -> None:
+    import onnxruntime as ort
+
+    net, reports = sr_exported["net"], sr_exported["reports"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated
+        ts = torch.jit.load(str(reports["torchscript"].path))
+    sess = ort.InferenceSession(str(reports["onnx"].path), providers=["CPUExecutionProvider"])
+    gen = torch.Generator().manual_seed(0)
+    for shape in [(2, 3, 31, 17), (1, 3, 1, 2), (3, 3, 4, 9), (1, 3, 5, 5), (1, 3, 66, 40)]:
+        x = torch.rand(*shape, generator=gen)
+        ref = eager(net, x)
+        assert ref.shape == (shape[0], 3, 4 * shape[2], 4 * shape[3])
+        with torch.no_grad():
+            for y in (ts(x), torch.from_numpy(sess.run(["upscaled"], {"image": x.numpy()})[0])):
+                assert y.shape == ref.shape
+                assert float((y - ref).abs().max()) <= TOL
+
+
+@pytest.mark.parametrize("scale", [2, 4, 8])
+def test_verification_inputs_stay_small_at_every_scale(scale: int) -> None:
+    inputs = export.verification_inputs(scale)
+    odd = [x for _, x in inputs if x.shape[2] % 2 and x.shape[3] % 2]
+    assert len(odd) >= 2  # two odd sizes at least
+    assert any(min(x.shape[2:]) < 5 for _, x in inputs)  # and one the network cannot take as is
+    assert max(x.shape[2] * x.shape[3] * scale**2 for _, x in inputs) <= 200_000

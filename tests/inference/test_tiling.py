@@ -1,4 +1,5 @@
-"""Tiled stylization: instance-norm record/replay, tile layout, tiled ≈ untiled without seams."""
+"""Tiled stylization: instance-norm record/replay, tile layout, tiled ≈ untiled without seams;
+tiled super-resolution: exact tiles at ×scale."""
 
 from __future__ import annotations
 
@@ -12,8 +13,17 @@ from torch import nn
 
 from stylenet.errors import ConfigError
 from stylenet.inference import tiling
-from stylenet.inference.tiling import instance_norm_stats, stylize_tiled, tile_spans
-from stylenet.models import PadCrop, TransformerNet
+from stylenet.inference.tiling import (
+    instance_norm_stats,
+    stylize_tiled,
+    tile_spans,
+    upscale_context,
+    upscale_spans,
+    upscale_tiled,
+)
+from stylenet.io.images import float_to_uint8
+from stylenet.models import PadCrop, SuperResolutionConfig, SuperResolutionNet, TransformerNet
+from tests.helpers import tiny_sr_net
 
 
 @pytest.fixture(scope="module")
@@ -263,3 +273,91 @@ def test_bad_images_raise(net, image: np.ndarray) -> None:
 def test_a_network_in_another_dtype_is_refused(net) -> None:
     with pytest.raises(ValueError, match="dtype"):
         stylize_tiled(net, photo(32, 32), dtype=torch.float64)
+
+
+# --- upscale_tiled: a super-resolution network, no normalization, ×scale output -------------
+
+
+@pytest.fixture(scope="module")
+def sr_net() -> SuperResolutionNet:
+    return tiny_sr_net(scale=4)  # 8 channels, 1 residual block: context 8
+
+
+@torch.inference_mode()
+def untiled_upscale(net: nn.Module, img: np.ndarray) -> np.ndarray:
+    return float_to_uint8(PadCrop(net)(to_batch(img))[0])
+
+
+@pytest.mark.parametrize(
+    ("config", "context"),
+    [
+        (SuperResolutionConfig(scale=4), 14),  # the paper's: 4 residual blocks
+        (SuperResolutionConfig(scale=8), 14),
+        (SuperResolutionConfig(scale=2), 15),
+        (SuperResolutionConfig(scale=4, channels=8, num_residual_blocks=1), 8),
+        (SuperResolutionConfig(scale=2, num_residual_blocks=0), 7),
+    ],
+)
+def test_the_context_is_the_receptive_radius(config: SuperResolutionConfig, context: int) -> None:
+    assert upscale_context(config) == context
+
+
+def test_tiled_upscaling_is_the_untiled_upscale_and_needs_all_its_context(sr_net) -> None:
+    img = photo(44, 60)
+    want = untiled_upscale(sr_net, img)
+    context = upscale_context(sr_net.config)
+    calls: list[tuple[int, ...]] = []
+
+    def upscale(x: torch.Tensor) -> torch.Tensor:
+        calls.append(tuple(x.shape))
+        return PadCrop(sr_net)(x)
+
+    out = upscale_tiled(upscale, img, scale=4, context=context, tile=24)
+    assert out.shape == (176, 240, 3) and out.dtype == np.uint8
+    assert len(calls) == 2 * 3  # 44 / 24 → 2 rows, 60 / 24 → 3 columns
+    # The same network at another size: float rounding may flip a level, nothing more.
+    assert np.abs(out.astype(int) - want).max() <= 1
+
+
+@pytest.mark.parametrize(("scale", "blocks"), [(2, 0), (4, 1), (8, 2), (4, 4)])
+def test_the_context_is_where_an_output_stops_depending_on_the_tiles_edge(
+    scale: int, blocks: int
+) -> None:
+    # A tile cut at column 20 of a wider photo: its outputs for the columns at least `context`
+    # px from the cut are the untiled ones, the next column's are not. In float64, where the
+    # kernels' rounding at another size is 1e-16 and the first column within reach of the cut
+    # is off by 1e-7 to 1e-5 (the outermost taps of the kernels).
+    torch.manual_seed(0)
+    net = SuperResolutionNet(scale=scale, channels=4, num_residual_blocks=blocks).double().eval()
+    with torch.no_grad():
+        for p in net.tail.parameters():
+            p.normal_(0.0, 0.05)
+        x = to_batch(photo(24, 40)).double()
+        full = PadCrop(net)(x)[..., : 20 * scale]
+        cut = PadCrop(net)(x[..., :20])
+    per_column = (cut - full).abs().amax(dim=(0, 1, 2)).view(20, scale).amax(dim=1)  # (20,)
+    clean = 20 - upscale_context(net.config)  # columns 0 … clean-1
+    assert per_column[:clean].max() < 1e-12
+    assert per_column[clean] > 1e-9
+
+
+def test_upscale_spans_cut_the_axis_into_parts_with_context() -> None:
+    for length in range(1, 120):
+        spans = upscale_spans(length, 24, 8)
+        parts = [(a, b) for _, a, b, _ in spans]
+        assert parts[0][0] == 0 and parts[-1][1] == length
+        assert all(b0 == a1 for (_, b0), (a1, _) in pairwise(parts))  # side by side
+        assert all(0 < b - a <= 24 for a, b in parts)
+        for read_start, a, b, read_end in spans:
+            assert read_start == max(0, a - 8) and read_end == min(length, b + 8)
+
+
+def test_upscale_tiled_refuses_bad_options_and_outputs(sr_net) -> None:
+    img = photo(40, 40)
+    with pytest.raises(ConfigError, match=r"^tile must be at least 16, got 8"):
+        upscale_tiled(PadCrop(sr_net), img, scale=4, context=8, tile=8)
+    with pytest.raises(ConfigError, match=r"^overlap must be >= 0"):
+        tiling.check_upscale_tiling(32, -2)
+    with pytest.raises(ValueError, match=r"a ×2 upscale of a tile gave"):
+        upscale_tiled(PadCrop(sr_net), img, scale=2, context=8, tile=16)  # a ×4 network
+    assert tiling.default_upscale_tile(4) == 192 and tiling.default_upscale_tile(8) == 96
