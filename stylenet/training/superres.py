@@ -57,6 +57,8 @@ class SuperResolutionModule(ImageToImageModule):
         """``stylenet-evaluate`` of an SR model: PSNR/SSIM (Y, border cropped) and LPIPS of the
         model and of bicubic upsampling on the held-out photos (``eval/<method>/...``)."""
         options.pop("optimize", None)  # Gatys' optimization is the style task's reference
-        yield "eval", out_dir, evaluate_superres(
-            model_path, content, out_dir, overwrite=True, **options
+        yield (
+            "eval",
+            out_dir,
+            evaluate_superres(model_path, content, out_dir, overwrite=True, **options),
         )
