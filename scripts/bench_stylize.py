@@ -28,7 +28,13 @@ from stylenet.inference.export import export_onnx, export_torchscript
 from stylenet.inference.model_file import load_model, save_model
 from stylenet.models import TransformerNet
 
-SIZES = {"256": (256, 256), "512": (512, 512), "1024": (1024, 1024), "1080p": (1080, 1920)}
+SIZES = {
+    "256": (256, 256),
+    "512": (512, 512),
+    "720p": (720, 1280),
+    "1024": (1024, 1024),
+    "1080p": (1080, 1920),
+}
 
 
 def timed(fn: Callable[[Tensor], Tensor], x: Tensor, *, repeats: int, sync: bool) -> float:

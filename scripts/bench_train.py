@@ -19,6 +19,12 @@ difference of two run lengths, against the bare step).
     python scripts/bench_train.py                          # CPU: batch 4, 256²
     python scripts/bench_train.py --device cuda --batch 4 16
     python scripts/bench_train.py --size 128 --rounds 2 --skip lightning data
+    python scripts/bench_train.py --task superres --device cuda --batch 4 16   # Sec. 4.2, x4
+
+``--task superres`` times the super-resolution step instead (``task=superres scale=4``, the
+low-res inputs degraded once before timing, as the loader workers do): the perceptual model
+eager fp32 is the reference row, against the pixel-loss baseline and the trainer preset; the
+breakdown, FLOP, Lightning and whole-run sections are the style task's only.
 
 Weights: ``--vgg`` or $STYLENET_VGG16_WEIGHTS (the real ones; speed does not depend on them,
 ``--vgg random`` works too). Photos: ``--photos`` (default ../shared/data/coco-mini if present).
@@ -64,6 +70,22 @@ CUDA_VARIANTS: dict[str, list[str] | None] = {
     "reference (pytorch/examples recipe)": None,
     "stylenet eager fp32": ["trainer=default", "train.compile=false"],
     "stylenet trainer=gpu (mixed, channels_last, compiled)": ["trainer=gpu"],
+}
+# task=superres: the first row is the reference (×ref); no external peer loop.
+EAGER = ["trainer=default", "train.compile=false"]
+SUPERRES_VARIANTS: dict[str, dict[str, list[str] | None]] = {
+    "cpu": {
+        "perceptual (relu2_2 + TV) eager fp32": EAGER,
+        "pixel loss eager fp32": ["loss=pixel", *EAGER],
+        "perceptual trainer=cpu (compiled, precision by the probe)": ["trainer=cpu"],
+        "pixel loss trainer=cpu": ["loss=pixel", "trainer=cpu"],
+    },
+    "cuda": {
+        "perceptual (relu2_2 + TV) eager fp32": EAGER,
+        "pixel loss eager fp32": ["loss=pixel", *EAGER],
+        "perceptual trainer=gpu (mixed, channels_last, compiled)": ["trainer=gpu"],
+        "pixel loss trainer=gpu": ["loss=pixel", "trainer=gpu"],
+    },
 }
 
 
@@ -171,15 +193,26 @@ def stylenet_step(overrides: list[str], device: torch.device) -> Step:
     def full(images: Tensor) -> Tensor:
         return module.train_terms(images, images)["total"]
 
+    if cfg.task.name == "superres":
+        from stylenet.models.degradation import degrade
+
+        lowres: dict[int, Tensor] = {}  # made once per batch, as the loader workers do
+
+        def full(images: Tensor) -> Tensor:
+            if images.data_ptr() not in lowres:
+                lowres[images.data_ptr()] = degrade(images, int(cfg.scale))
+            return module.train_terms(lowres[images.data_ptr()], images)["total"]
+
     # fp16 needs a GradScaler in real training; its cost is one multiply and an inf check.
     return Step(module.net, module.net, loss, optimizer, autocast, full)
 
 
 def compose_overrides(style: Path, vgg: str | None, extra: list[str]) -> list[str]:
+    pixel = "loss=pixel" in extra  # the pixel loss builds no VGG
     return [
         f"style.image={style}",
         "data.root=.",
-        f"loss.vgg.weights={vgg or 'null'}",
+        *([] if pixel else [f"loss.vgg.weights={vgg or 'null'}"]),
         "logger=none",
         f"paths.output_dir={tempfile.gettempdir()}/stylenet-bench-train",
         *extra,
@@ -228,9 +261,14 @@ def bench_steps(
     """The step tables; returns the reference's s/step at the first batch size."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     variants = CUDA_VARIANTS if device.type == "cuda" else CPU_VARIANTS
+    task: list[str] = []
+    if args.task == "superres":
+        variants = SUPERRES_VARIANTS[device.type]
+        task = ["task=superres", f"scale={args.scale}"]
     if args.only:
+        first = next(iter(variants))  # the reference row stays
         variants = {
-            k: v for k, v in variants.items() if v is None or any(w in k for w in args.only)
+            k: v for k, v in variants.items() if k == first or any(w in k for w in args.only)
         }
     from stylenet.io.images import load_image_tensor
 
@@ -242,7 +280,7 @@ def bench_steps(
             name: reference_step(args.vgg, style_tensor, device)
             if extra is None
             else stylenet_step(
-                compose_overrides(style, args.vgg, [*args.overrides, *extra]), device
+                compose_overrides(style, args.vgg, [*task, *args.overrides, *extra]), device
             )
             for name, extra in variants.items()
         }
@@ -252,7 +290,8 @@ def bench_steps(
         ref = statistics.median(next(iter(per_step.values())))
         first_ref = first_ref or ref
         print(
-            f"\n### {device.type}, batch {b}, {args.size}², median of {args.rounds} rounds "
+            f"\n### {args.task}{f' x{args.scale}' if task else ''}, {device.type}, batch {b}, "
+            f"{args.size}², median of {args.rounds} rounds "
             f"× {args.steps} steps\n"
         )
         print("| step | s/step | images/s | ×ref | first step (compile) |")
@@ -262,7 +301,7 @@ def bench_steps(
             print(
                 f"| {name} | {sec:.3f} | {b / sec:.2f} | ×{sec / ref:.2f} | {first[name]:.1f} s |"
             )
-        if "breakdown" not in args.skip:
+        if "breakdown" not in args.skip and not task:
             print(f"\nBreakdown of one eager step, batch {b} (mean of {args.steps} steps, s):\n")
             eager = {k: s for k, s in steps.items() if s.full is None or "eager" in k}
             rows: dict[str, dict[str, float]] = {}
@@ -512,6 +551,8 @@ def bench_whole_run(args: argparse.Namespace, style: Path, photos_dir: Path, ref
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--task", choices=["style", "superres"], default="style")
+    parser.add_argument("--scale", type=int, default=4, help="--task superres: 4 or 8")
     parser.add_argument("--batch", type=int, nargs="+", default=[4])
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--steps", type=int, default=3, help="steps per variant per round")
@@ -554,6 +595,8 @@ def main() -> None:
         f"{torch.get_num_threads()} threads; VGG weights {args.vgg or 'default lookup'}"
     )
     ref_s = bench_steps(args, device, style, photos)
+    if args.task != "style":
+        return
     loader = bench_data(args, photos) if "data" not in args.skip else None
     if "flops" not in args.skip:
         bench_flops(args, style, loader)
