@@ -204,6 +204,20 @@ def check_report_paths(
     return out
 
 
+def write_report(
+    out: Path, report: Any, grid_rows: Sequence[Sequence[Tensor]], skipped: Sequence[Any]
+) -> None:
+    """Write a report's ``report.json``, ``report.md`` and ``grid.jpg`` (if it has grid rows)
+    into `out`, and log how many photos were skipped."""
+    out.mkdir(parents=True, exist_ok=True)
+    _write_text(out / "report.json", report.to_json())
+    _write_text(out / "report.md", report.markdown())
+    if grid_rows:
+        save_image(make_grid(grid_rows), out / "grid.jpg", overwrite=True)
+    if skipped:
+        log.warning("%d photo(s) were skipped (unreadable or too small)", len(skipped))
+
+
 def _write_text(path: Path, text: str) -> None:
     data = text.encode()
     atomic_write(path, lambda fh: fh.write(data), overwrite=True)
@@ -333,13 +347,7 @@ def evaluate(
         skipped=skipped,
         summary=Summary.of(rows, budgets),
     )
-    out.mkdir(parents=True, exist_ok=True)
-    _write_text(out / "report.json", report.to_json())
-    _write_text(out / "report.md", report.markdown())
-    if grid_rows:
-        save_image(make_grid(grid_rows), out / "grid.jpg", overwrite=True)
-    if skipped:
-        log.warning("%d photo(s) were skipped (unreadable or too small)", len(skipped))
+    write_report(out, report, grid_rows, skipped)
     return report
 
 

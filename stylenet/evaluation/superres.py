@@ -42,7 +42,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from stylenet.errors import ConfigError, FileReadError
-from stylenet.evaluation.evaluate import DEFAULT_SIZE, check_report_paths
+from stylenet.evaluation.evaluate import DEFAULT_SIZE, check_report_paths, write_report
 from stylenet.evaluation.metrics import LPIPS, LPIPS_MIN_SIDE, sr_psnr_ssim
 from stylenet.evaluation.report import (
     SR_BASELINE,
@@ -57,8 +57,7 @@ from stylenet.inference import color
 from stylenet.inference.backends import resolve_device
 from stylenet.inference.model_card import ModelCard
 from stylenet.inference.model_file import load_network, read_card
-from stylenet.io.files import atomic_write
-from stylenet.io.images import find_images, load_image_tensor, make_grid, save_image
+from stylenet.io.images import find_images, load_image_tensor, save_image
 from stylenet.models import SuperResolutionNet
 from stylenet.models.degradation import degrade as paper_degradation
 
@@ -195,11 +194,6 @@ def _name(function: Callable[..., object]) -> str:
     """``module.qualname`` of a function (its repr for other callables)."""
     qualname = getattr(function, "__qualname__", None)
     return f"{function.__module__}.{qualname}" if qualname else repr(function)
-
-
-def _write_text(path: Path, text: str) -> None:
-    data = text.encode()
-    atomic_write(path, lambda fh: fh.write(data), overwrite=True)
 
 
 HISTOGRAM_MATCHED = (
@@ -364,11 +358,5 @@ def evaluate_superres(
         skipped=skipped,
         summary=SuperResolutionSummary.of(rows, [m.name for m in methods]),
     )
-    out.mkdir(parents=True, exist_ok=True)
-    _write_text(out / "report.json", report.to_json())
-    _write_text(out / "report.md", report.markdown())
-    if grid_rows:
-        save_image(make_grid(grid_rows), out / "grid.jpg", overwrite=True)
-    if skipped:
-        log.warning("%d photo(s) were skipped (unreadable or too small)", len(skipped))
+    write_report(out, report, grid_rows, skipped)
     return report
