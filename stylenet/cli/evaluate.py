@@ -4,6 +4,8 @@ loss, or a super-resolution model against bicubic upsampling (the model's card s
 stylenet-evaluate model.pt --content photos/ -o eval/
 stylenet-evaluate model.pt --content photos/ --style art.jpg -o eval/ --optimize 100,300,500
 stylenet-evaluate sr_x4.pt --content photos/ -o eval/ --compare pixel_x4.pt
+stylenet-evaluate model.pt --content photos/ -o eval/ --moves        # + temporal stability
+stylenet-evaluate model.pt --video clip.mp4 -o eval/                  # warping error of a video
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ from stylenet.cli.common import (
 from stylenet.errors import ConfigError
 from stylenet.evaluation.evaluate import DEFAULT_OPTIMIZE, DEFAULT_SIZE, evaluate_styles
 from stylenet.evaluation.superres import evaluate_superres
+from stylenet.evaluation.temporal import MOVES_FRAMES, TemporalReport, evaluate_temporal
 from stylenet.inference.api import load
 from stylenet.inference.model_card import ModelCard
 from stylenet.inference.model_file import read_card
+from stylenet.inference.temporal import DEFAULT_STRENGTH
 
 
 def _iterations(text: str) -> list[int]:
@@ -54,7 +58,9 @@ def build_parser() -> ArgumentParser:
         epilog=EPILOG,
     )
     p.add_argument("model", type=Path, help="model.pt, .ckpt, TorchScript or ONNX file")
-    p.add_argument("--content", type=Path, required=True, help="photo folder (or one photo)")
+    p.add_argument(
+        "--content", type=Path, help="photo folder (or one photo); needed but with --video alone"
+    )
     p.add_argument(
         "--style", type=Path, help="style image (default: recorded in model.pt; style models)"
     )
@@ -99,6 +105,38 @@ def build_parser() -> ArgumentParser:
         help="super-resolution only: score the models' outputs as they are, without the paper's "
         "histogram matching to the low-res input (Johnson et al. 2016, Sec. 4.2)",
     )
+    temporal = p.add_argument_group(
+        'temporal stability (style models; README, "Video without flicker")'
+    )
+    temporal.add_argument(
+        "--moves",
+        action="store_true",
+        help="also score synthetic camera moves of each --content photo (320×240: a 2 px/frame "
+        "pan, a zoom, a rotation, a still with fresh noise σ 2/255): warping error with the "
+        "exact warp, and the noise gain; writes temporal.json and temporal.md",
+    )
+    temporal.add_argument(
+        "--video",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="CLIP",
+        help="score a video: warping error with DIS optical flow and an occlusion mask, frame "
+        "by frame and with --temporal's flow-guided blend; repeatable",
+    )
+    temporal.add_argument(
+        "--temporal-strength",
+        type=float,
+        default=DEFAULT_STRENGTH,
+        metavar="S",
+        help=f"the blend strength scored for --video (default {DEFAULT_STRENGTH})",
+    )
+    temporal.add_argument(
+        "--frames", type=at_least(2), default=MOVES_FRAMES, help="frames per synthetic clip"
+    )
+    temporal.add_argument(
+        "--max-frames", type=at_least(2), help="score at most this many frames of each video"
+    )
     return p
 
 
@@ -108,7 +146,28 @@ _STYLE_ONLY = (
     ("--style-size", "style_size"),
     ("--optimize", "optimize"),
     ("--model-style", "model_style"),
+    ("--moves", "moves"),
+    ("--video", "video"),
 )
+
+
+def _temporal(args: argparse.Namespace, out: Path, model_style: str | None) -> TemporalReport:
+    report = evaluate_temporal(
+        args.model,
+        out,
+        content=args.content if args.moves else None,
+        videos=args.video,
+        temporal=args.temporal_strength,
+        device=args.device,
+        model_style=model_style,
+        frames=args.frames,
+        max_video_frames=args.max_frames,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+    print(report.markdown())
+    print(f"wrote {out / 'temporal.json'}, temporal.md")
+    return report
 
 
 def _evaluate_superres(args: argparse.Namespace, card: ModelCard) -> int:
@@ -138,11 +197,23 @@ def _evaluate(args: argparse.Namespace) -> int:
     # Before the model, the loss network and the first photo are loaded: minutes of work on
     # a large folder that a mistyped path would waste.
     check_output_folder(args.output, "-o/--output")
-    if not args.content.exists():
+    if args.moves and args.content is None:
+        raise ConfigError("--moves makes its clips from the --content photos: give --content")
+    if args.content is None and not args.video:
+        raise ConfigError("give --content PHOTOS (or --video CLIP to score a video alone)")
+    if args.content is not None and not args.content.exists():
         raise ConfigError(f"--content {args.content}: no such file or folder")
+    if not 0 <= args.temporal_strength < 1:
+        raise ConfigError(f"--temporal-strength {args.temporal_strength}: must be in [0, 1)")
+    for clip in args.video:
+        if not clip.is_file():
+            raise ConfigError(f"--video {clip}: no such file")
     card = read_card(args.model)
     if card.task == "superres":
         return _evaluate_superres(args, card)
+    if args.content is None:  # a video alone: its temporal report only
+        _temporal(args, args.output, args.model_style)
+        return EXIT_OK
     if args.compare:
         raise ConfigError(
             f"--compare is for super-resolution models; {args.model} is a style-transfer model"
@@ -175,6 +246,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(report.markdown())
         print(f"wrote {out / 'report.json'}, report.md, grid.jpg")
         skipped = skipped or bool(report.skipped)
+        if args.moves or args.video:
+            _temporal(args, out, style or args.model_style)
     return EXIT_FAILED if skipped else EXIT_OK
 
 

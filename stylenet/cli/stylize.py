@@ -35,6 +35,7 @@ from stylenet.inference.backends import model_task
 from stylenet.inference.batch import Options, plan, plan_styles, stylize_all
 from stylenet.inference.color import check_strength
 from stylenet.inference.model_file import read_card
+from stylenet.inference.temporal import DEFAULT_STRENGTH
 
 
 def build_parser() -> ArgumentParser:
@@ -78,6 +79,16 @@ def build_parser() -> ArgumentParser:
     )
     p.add_argument("--preserve-color", action="store_true", help="keep the photo's colours")
     p.add_argument("--strength", type=float, default=1.0, help="0 = photo … 1 = full style")
+    p.add_argument(
+        "--temporal",
+        type=float,
+        nargs="?",
+        const=DEFAULT_STRENGTH,
+        metavar="S",
+        help="videos: blend each frame with the previous output moved by optical flow where "
+        f"the flow is reliable, S its weight in [0, 1) (default {DEFAULT_STRENGTH}); less "
+        'flicker, some cost per frame (README, "Video without flicker")',
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     add_style_arguments(p, all_styles=True)
     return p
@@ -86,6 +97,8 @@ def build_parser() -> ArgumentParser:
 def _options(args: argparse.Namespace) -> Options:
     """The options, checked: a bad value stops the command before any work."""
     check_strength(args.strength)
+    if args.temporal is not None and not 0 <= args.temporal < 1:
+        raise ConfigError(f"--temporal {args.temporal}: the blend weight must be in [0, 1)")
     tile = args.tile or tiling.DEFAULT_TILE  # auto-tiling uses the default tile
     overlap = tiling.default_overlap(tile) if args.overlap is None else args.overlap
     try:
@@ -101,6 +114,7 @@ def _options(args: argparse.Namespace) -> Options:
         stats_size=args.stats_size,
         preserve_color=args.preserve_color,
         strength=args.strength,
+        temporal=args.temporal,
         overwrite=args.overwrite,
         progress=not args.quiet,
     )

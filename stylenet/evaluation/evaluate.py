@@ -210,15 +210,16 @@ def write_report(
     """Write a report's ``report.json``, ``report.md`` and ``grid.jpg`` (if it has grid rows)
     into `out`, and log how many photos were skipped."""
     out.mkdir(parents=True, exist_ok=True)
-    _write_text(out / "report.json", report.to_json())
-    _write_text(out / "report.md", report.markdown())
+    write_text(out / "report.json", report.to_json())
+    write_text(out / "report.md", report.markdown())
     if grid_rows:
         save_image(make_grid(grid_rows), out / "grid.jpg", overwrite=True)
     if skipped:
         log.warning("%d photo(s) were skipped (unreadable or too small)", len(skipped))
 
 
-def _write_text(path: Path, text: str) -> None:
+def write_text(path: Path, text: str) -> None:
+    """`text` written to `path` atomically (UTF-8), replacing it."""
     data = text.encode()
     atomic_write(path, lambda fh: fh.write(data), overwrite=True)
 

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from stylenet.errors import ConfigError, OutputExistsError, StylenetError
 from stylenet.inference import tiling
 from stylenet.inference.api import InputImageError, Stylizer, free_memory
+from stylenet.inference.temporal import TemporalBlend
 from stylenet.io.images import (
     IMAGE_EXTENSIONS,
     find_images,
@@ -78,6 +79,7 @@ class Options:
     preserve_color: bool = False
     strength: float = 1.0
     match_histograms: bool | None = None  # None: the model's default (on for super-resolution)
+    temporal: float | None = None  # videos: the flow-guided blend's weight (`TemporalBlend`)
     overwrite: bool = False
     progress: bool = True
 
@@ -358,9 +360,10 @@ def _stylize_videos(
                 x, preserve_color=options.preserve_color, strength=options.strength
             )
 
+        run = frames if options.temporal is None else TemporalBlend(frames, options.temporal)
         try:
             report = stylize_video(
-                frames,
+                run,
                 job.src,
                 job.dst,
                 batch_size=options.batch_size,

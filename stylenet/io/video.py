@@ -48,6 +48,7 @@ __all__ = [
     "VideoReport",
     "is_video",
     "output_codecs",
+    "read_frames",
     "stylize_video",
 ]
 
@@ -183,6 +184,42 @@ class VideoReport:
 def is_video(path: str | os.PathLike) -> bool:
     """Whether `path` has a video extension (see `VIDEO_EXTENSIONS`); the file is not opened."""
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
+
+def read_frames(src: str | os.PathLike, *, max_frames: int | None = None) -> Iterator[np.ndarray]:
+    """The frames of a video file in order, each (H, W, 3) uint8 RGB at the first frame's size.
+
+    Raises:
+        FileNotFoundError: `src` does not exist.
+        VideoReadError: Not a readable video, no video stream, or decoding failed (the message
+            says after how many frames).
+    """
+    src = Path(src)
+    if not src.is_file():
+        raise FileNotFoundError(f"video not found: {src}")
+    try:
+        container = av.open(str(src), mode="r")
+    except av.FFmpegError as err:
+        raise VideoReadError(src, f"not a readable video ({err})") from err
+    with container:
+        if not container.streams.video:
+            raise VideoReadError(src, "no video stream")
+        count, size = 0, None
+        try:
+            for frame in container.decode(video=0):
+                if size is None:
+                    size = (frame.width, frame.height)
+                yield frame.to_ndarray(
+                    format="rgb24",
+                    width=size[0],
+                    height=size[1],
+                    src_color_range=frame.color_range or None,
+                )
+                count += 1
+                if max_frames is not None and count >= max_frames:
+                    return
+        except av.FFmpegError as err:
+            raise VideoReadError(src, f"decoding failed after {count} frames ({err})") from err
 
 
 def output_codecs(suffix: str) -> list[str]:

@@ -1,9 +1,10 @@
-"""Perceptual loss: frozen VGG-16 (or VGG-19) features, Gram matrices, total variation.
+"""Perceptual loss: frozen VGG-16 (or VGG-19) features, Gram matrices, total variation, and the
+stability terms of the network (noise, motion: `motion` makes the known camera moves).
 
-One module per term (`terms`: ContentLoss, StyleLoss, TotalVariation, PixelLoss; `TERM_NAMES`),
-summed by `PerceptualLoss` over one VGG pass. The VGG names (and so torchvision) are imported on
-first use, so that ``stylenet-train`` can check its config's loss weights (`TERM_NAMES`) before
-paying for torchvision.
+One module per term (`terms`: ContentLoss, StyleLoss, TotalVariation, PixelLoss, NoiseStability,
+MotionStability; `TERM_NAMES`), summed by `PerceptualLoss` over one VGG pass. The VGG names
+(and so torchvision) are imported on first use, so that ``stylenet-train`` can check its
+config's loss weights (`TERM_NAMES`) before paying for torchvision.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from stylenet.losses.terms import (
     TERM_NAMES,
     ContentLoss,
     LossTerm,
+    MotionStability,
+    NeedsTransform,
+    NoiseStability,
     PixelLoss,
     StyleLoss,
     TermInputs,
@@ -50,6 +54,9 @@ __all__ = [
     "ContentLoss",
     "InputNormalization",
     "LossTerm",
+    "MotionStability",
+    "NeedsTransform",
+    "NoiseStability",
     "PerceptualLoss",
     "PixelLoss",
     "StyleLoss",

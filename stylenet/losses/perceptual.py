@@ -16,6 +16,8 @@ from stylenet.losses.terms import (
     TERM_NAMES,
     ContentLoss,
     LossTerm,
+    MotionStability,
+    NoiseStability,
     PixelLoss,
     StyleLoss,
     TermInputs,
@@ -44,6 +46,13 @@ class PerceptualLoss(nn.Module):
         style_weight: λ_s, multiplies the weighted sum over style layers.
         tv_weight: λ_TV.
         pixel_weight: Weight of the pixel loss (0 disables it).
+        noise_weight: Weight of the noise-stability term (`NoiseStability`; 0 disables it).
+        motion_weight: Weight of the motion-stability term (`MotionStability`; 0 disables it).
+        noise_sigma: The noise term's standard deviation, in [0, 1] units.
+        motion_shift: The motion term's largest shift, as a fraction of the side.
+        motion_zoom: The motion term's largest relative zoom.
+        motion_angle: The motion term's largest rotation, in degrees.
+        motion_noise: Noise added to the motion term's moved input (its compound form).
         vgg: The loss network, or a factory called with the list of needed layers
             (e.g. ``functools.partial(VGG16Features, weights=path)``); None builds a
             `VGG16Features` with the default weight lookup. Neither is used when no term reads
@@ -64,6 +73,13 @@ class PerceptualLoss(nn.Module):
         style_weight: float = 1.0,
         tv_weight: float = 0.0,
         pixel_weight: float = 0.0,
+        noise_weight: float = 0.0,
+        motion_weight: float = 0.0,
+        noise_sigma: float = 0.02,
+        motion_shift: float = 0.03,
+        motion_zoom: float = 0.03,
+        motion_angle: float = 2.0,
+        motion_noise: float = 0.0,
         vgg: nn.Module | Callable[..., nn.Module] | None = None,
     ) -> None:
         super().__init__()
@@ -75,6 +91,8 @@ class PerceptualLoss(nn.Module):
         self.style_weight = float(style_weight)
         self.tv_weight = float(tv_weight)
         self.pixel_weight = float(pixel_weight)
+        self.noise_weight = float(noise_weight)
+        self.motion_weight = float(motion_weight)
         weights = {
             **{f"{name}_weight": value for name, value in self.term_weights.items()},
             **{f"style_layers.{k}": v for k, v in self.style_layers.items()},
@@ -92,6 +110,18 @@ class PerceptualLoss(nn.Module):
             terms.append(TotalVariation(self.tv_weight))
         if self.pixel_weight:
             terms.append(PixelLoss(self.pixel_weight))
+        if self.noise_weight:
+            terms.append(NoiseStability(self.noise_weight, float(noise_sigma)))
+        if self.motion_weight:
+            terms.append(
+                MotionStability(
+                    self.motion_weight,
+                    float(motion_shift),
+                    float(motion_zoom),
+                    float(motion_angle),
+                    float(motion_noise),
+                )
+            )
         self.terms = nn.ModuleDict({term.name: term for term in terms})
         # Content and style given layers are in every loss dict, zero when their weight is 0
         # (a style run's logs and reports always have both columns); a loss without style
@@ -188,17 +218,31 @@ class PerceptualLoss(nn.Module):
         `style_index` (B,)."""
         return self._style_term().target_gram(layer, style_index)
 
+    @property
+    def needs_transform(self) -> bool:
+        """Whether a term runs the network again (noise, motion): `forward` computes those
+        only when given ``source`` and ``transform``."""
+        return any(term.needs_transform for term in self.terms.values())
+
     def forward(
-        self, output: Tensor, target: Tensor, style_index: Tensor | None = None
+        self,
+        output: Tensor,
+        target: Tensor,
+        style_index: Tensor | None = None,
+        *,
+        source: Tensor | None = None,
+        transform: Callable[[Tensor], Tensor] | None = None,
     ) -> dict[str, Tensor]:
         """Loss terms for `output` against `target` (the content photo; for super-resolution
         the high-res image), both (B, 3, H, W) in [0, 1]; with several styles set,
-        `style_index` (B,) names each image's style.
+        `style_index` (B,) names each image's style. `source` (the network's input) and
+        `transform` (the network, same style) feed the stability terms; without them those
+        terms are left out.
 
         Returns:
-            {"content", "style", "tv", ["pixel"], "total"} (`TERM_NAMES` order): each term
-            already multiplied by its weight, so ``total`` is their sum. Terms whose weight is 0
-            are omitted, except content and style, which are then 0.
+            {"content", "style", "tv", ["pixel", "noise", "motion"], "total"} (`TERM_NAMES`
+            order): each term already multiplied by its weight, so ``total`` is their sum.
+            Terms whose weight is 0 are omitted, except content and style, which are then 0.
         """
         if style_index is None and self.num_styles > 1:
             raise ValueError(f"{self.num_styles} styles are set: pass style_index (B,)")
@@ -211,10 +255,14 @@ class PerceptualLoss(nn.Module):
                     # Only as deep as the content layers: relu2_2 is 4 of VGG-16's 13 convs,
                     # and at 256² about a third of the MACs up to relu4_3.
                     target_features = self.vgg(target, layers=self.vgg_target_layers)
-        inputs = TermInputs(output, target, features, target_features, style_index)
+        inputs = TermInputs(
+            output, target, features, target_features, style_index, source, transform
+        )
         terms: dict[str, Tensor] = {}
         for name in TERM_NAMES:
-            if name in self.terms:
+            if name in self.terms and (
+                transform is not None or not self.terms[name].needs_transform
+            ):
                 terms[name] = self.terms[name](inputs)
             elif name in self.zero_terms:
                 terms[name] = output.new_zeros((), dtype=torch.float32)

@@ -5,19 +5,29 @@ output, `LossTerm.target_layers` of the target); `PerceptualLoss` runs the VGG o
 for all terms (and once, under no_grad, on the target) and hands every term the same `TermInputs`.
 Each term returns its value already multiplied by its weight.
 
+Two terms measure the network rather than its output (`NeedsTransform`): how much the output
+changes under small input noise (``noise``) and how far it is from moving with the picture under
+a small camera motion (``motion``). Each runs the network once more on a changed copy of the
+batch (no VGG pass); `PerceptualLoss` hands them the network's input and the network as
+``TermInputs.source`` and ``TermInputs.transform``, and leaves them out where it has neither (an
+evaluation of saved outputs).
+
 `TERM_NAMES` is the one list of term names: the keys of the loss dict, the logged
 ``train/<name>``, the config's ``loss.<name>_weight`` and the evaluation report's columns.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import ClassVar, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
+from stylenet.errors import ConfigError
 from stylenet.losses import functional as LF
+from stylenet.losses.motion import random_motion, warp
 
 
 class TermInputs(NamedTuple):
@@ -28,6 +38,10 @@ class TermInputs(NamedTuple):
     features: Mapping[str, Tensor]  # {layer: (B, C, H', W')} of `output`, every term's layers
     target_features: Mapping[str, Tensor]  # of `target`, no grad: the terms' target_layers only
     style_index: Tensor | None  # (B,) each image's style when several are set, else None
+    # The network's input (B, 3, h, w) and the network itself (input -> output, same style),
+    # for the terms that run it again (`NeedsTransform`); None where the caller has no network.
+    source: Tensor | None = None
+    transform: Callable[[Tensor], Tensor] | None = None
 
 
 class LossTerm(nn.Module):
@@ -38,6 +52,7 @@ class LossTerm(nn.Module):
     """
 
     name: ClassVar[str]  # the loss dict's key; the config's weight is ``<name>_weight``
+    needs_transform: ClassVar[bool] = False  # runs the network (TermInputs.transform) again
     layers: tuple[str, ...] = ()  # VGG layers of the output's pass it reads (none: no VGG)
     target_layers: tuple[str, ...] = ()  # VGG layers of the target's pass (under no_grad)
 
@@ -160,9 +175,117 @@ class PixelLoss(LossTerm):
         return self.weight * LF.pixel_loss(inputs.output, inputs.target)
 
 
+class NeedsTransform(LossTerm):
+    """A term of the network's behaviour: it runs `TermInputs.transform` on a changed copy of
+    `TermInputs.source` and compares with `TermInputs.output`. Gradients flow through both
+    passes. Squared differences in [0, 1] pixel units, computed in float32."""
+
+    needs_transform = True
+
+    def network(self, inputs: TermInputs) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
+        if inputs.source is None or inputs.transform is None:
+            raise ValueError(f"the {self.name!r} term needs the network's input and the network")
+        return inputs.source, inputs.transform
+
+
+class NoiseStability(NeedsTransform):
+    """Output change under small input noise: mean ‖f(x + n) − f(x)‖², n ~ N(0, σ²) per pixel
+    and channel, the input clamped to [0, 1].
+
+    Gupta et al. 2017 ("Characterizing and Improving Stability in Neural Style Transfer") trace
+    frame-to-frame flicker to this instability and train it away with the same kind of term;
+    sensor noise in a still shot is its pure form.
+
+    Args:
+        weight: λ_noise.
+        sigma: Noise standard deviation in [0, 1] units (0.02 ≈ 5/255).
+    """
+
+    name = "noise"
+
+    def __init__(self, weight: float, sigma: float) -> None:
+        super().__init__(weight)
+        if not (math.isfinite(sigma) and sigma > 0):
+            raise ConfigError(f"loss.noise_sigma={sigma}: must be a finite number > 0")
+        self.sigma = float(sigma)
+
+    def forward(self, inputs: TermInputs) -> Tensor:
+        x, f = self.network(inputs)
+        noisy = (x + self.sigma * torch.randn_like(x)).clamp(0, 1)
+        diff = f(noisy).float() - inputs.output.float()
+        return self.weight * diff.square().mean()
+
+
+class MotionStability(NeedsTransform):
+    """Equivariance to small camera motion without optical flow: a random shift, zoom and
+    rotation W per image, known exactly, and mean ‖f(W(x)) − W(f(x))‖² over the pixels W keeps
+    inside the picture.
+
+    The warp of a whole frame is the training-time stand-in for a video's motion, as in
+    ReReVST's compound regularization (Wang et al. 2020, "Consistent Video Style Transfer via
+    Relaxation and Regularization"): a network that commutes with small motions makes the
+    frames of a moving camera agree, with no flow at training time.
+
+    With ``noise`` > 0 the moved input also gets Gaussian noise, f(W(x) + n) against W(f(x)):
+    ReReVST's compound form, which trains stability to noise and to motion with the one extra
+    pass of the network (the noise term alone costs another).
+
+    Args:
+        weight: λ_motion.
+        max_shift: Largest translation per axis, fraction of the side (0.03 ≈ 4 px at 128²).
+        max_zoom: Largest relative zoom in or out.
+        max_angle: Largest rotation in degrees.
+        noise: Standard deviation of the noise added to the moved input, in [0, 1] units.
+    """
+
+    name = "motion"
+
+    def __init__(
+        self,
+        weight: float,
+        max_shift: float,
+        max_zoom: float,
+        max_angle: float,
+        noise: float = 0.0,
+    ) -> None:
+        super().__init__(weight)
+        for key, value in (
+            ("motion_shift", max_shift),
+            ("motion_zoom", max_zoom),
+            ("motion_angle", max_angle),
+            ("motion_noise", noise),
+        ):
+            if not (math.isfinite(value) and value >= 0):
+                raise ConfigError(f"loss.{key}={value}: must be a finite number >= 0")
+        if max_zoom >= 1:
+            raise ConfigError(f"loss.motion_zoom={max_zoom}: must be below 1 (a relative zoom)")
+        self.max_shift, self.max_zoom, self.max_angle = max_shift, max_zoom, max_angle
+        self.noise = noise
+
+    def forward(self, inputs: TermInputs) -> Tensor:
+        x, f = self.network(inputs)
+        h, w = x.shape[-2:]
+        theta = random_motion(
+            x.shape[0],
+            max_shift=self.max_shift,
+            max_zoom=self.max_zoom,
+            max_angle=self.max_angle,
+            aspect=w / h,
+            device=x.device,
+        )
+        moved_input, _ = warp(x, theta)
+        if self.noise:
+            moved_input = (moved_input + self.noise * torch.randn_like(moved_input)).clamp(0, 1)
+        moved_output, visible = warp(inputs.output.float(), theta)
+        diff = (f(moved_input).float() - moved_output).square() * visible
+        pixels = visible.sum() * diff.shape[1]
+        return self.weight * diff.sum() / pixels.clamp_min(1)
+
+
 # The one list of term names, in the order the loss dict, logs and reports show them.
 TERM_NAMES: tuple[str, ...] = tuple(
-    t.name for t in (ContentLoss, StyleLoss, TotalVariation, PixelLoss)
+    t.name
+    for t in (ContentLoss, StyleLoss, TotalVariation, PixelLoss, NoiseStability, MotionStability)
 )
 
 

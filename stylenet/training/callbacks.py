@@ -9,7 +9,10 @@ optional ones, such as checkpointing):
 - `ExportModel`: ``model.pt`` at the end, and also when the run stops on an exception or a
   signal, so what was learned is never lost (after a divergence: the last good weights);
 - `LogSkippedFiles`: how many unreadable photos were skipped so far (``data/skipped_files``);
-- `EvaluateAtEnd`: ``stylenet-evaluate`` on held-out photos, its report handed to the loggers.
+- `EvaluateAtEnd`: ``stylenet-evaluate`` on held-out photos, its report handed to the loggers;
+- `LogTemporalMetrics`: at each validation, the warping error of a fixed synthetic pan and the
+  noise gain of a fixed noisy still, made from the first held-out photo
+  (``val/temporal/pan``, ``val/temporal/noise_gain``).
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
-from torch import nn
+from torch import Tensor, nn
 
 from stylenet.errors import StylenetError
+from stylenet.evaluation.temporal import Clip, camera_moves, score_clip
 from stylenet.inference.model_file import save_model
 from stylenet.training.data import PhotoDataModule
 from stylenet.training.faults import TrainingDiverged
@@ -172,3 +177,55 @@ class EvaluateAtEnd(Callback):
             log.exception(
                 "end-of-training evaluation failed (the model is saved: %s)", self.model_path
             )
+
+
+class LogTemporalMetrics(Callback):
+    """Logs how much the network flickers on a fixed held-out clip pair at every validation:
+    ``val/temporal/pan`` (warping error of a `PAN` pan, exact warp; the input's is 0) and
+    ``val/temporal/noise_gain`` (output change / input change on a still shot with fresh noise
+    of σ 2/255 per frame). Both are made once from the first held-out photo at `size`, with
+    `frames` frames; tasks whose output size differs from the input's (super-resolution) are
+    skipped.
+
+    Args:
+        size: (height, width) of the frames.
+        frames: Frames per clip.
+    """
+
+    def __init__(self, size: tuple[int, int] = (96, 128), frames: int = 8) -> None:
+        self.size, self.frames = size, frames
+        self.clips: list[Clip] | None = None
+
+    def on_validation_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if batch_idx != 0 or trainer.sanity_checking:
+            return
+        assert isinstance(pl_module, ImageToImageModule)
+        inputs, _ = pl_module.validation_example(batch)
+        if self.clips is None:
+            photo = inputs[0].detach().float().cpu()
+            clips = camera_moves(photo, size=self.size, frames=self.frames, moves=("pan", "noise"))
+            self.clips = clips
+        device = inputs.device
+
+        def run(frames: Tensor) -> Tensor:
+            return pl_module.frame_output(frames.to(device, inputs.dtype))
+
+        with torch.no_grad():
+            probe = run(self.clips[0].frames[:1])
+        if probe.shape[-2:] != self.clips[0].frames.shape[-2:]:
+            return
+        pan, noise = (score_clip(run, clip) for clip in self.clips)
+        pl_module.log_dict(
+            {"val/temporal/pan": pan.output_error, "val/temporal/noise_gain": noise.ratio},
+            on_step=False,
+            on_epoch=True,
+            batch_size=1,
+        )

@@ -102,7 +102,7 @@ class ImageToImageModule(pl.LightningModule):
 
     def terms(self, inputs: Tensor, target: Tensor, *extra: Any) -> dict[str, Tensor]:
         """The loss terms of one batch (the weighted terms and their ``total``)."""
-        return self.loss(self.net(inputs), target)
+        return self.loss(self.net(inputs), target, source=inputs, transform=self.net)
 
     def validation_results(
         self, inputs: Tensor, target: Tensor
@@ -110,7 +110,12 @@ class ImageToImageModule(pl.LightningModule):
         """{label: (outputs, loss terms)} of a held-out batch: one entry labelled "" for most
         tasks; a multi-style network gives one per style."""
         outputs = self.net(inputs)
-        return {"": (outputs, self.loss(outputs, target))}
+        return {"": (outputs, self.loss(outputs, target, source=inputs, transform=self.net))}
+
+    def frame_output(self, frames: Tensor) -> Tensor:
+        """The network on a batch of video frames (B, 3, H, W), as stylenet-stylize runs it
+        (the temporal metrics; a multi-style network: its first style)."""
+        return self.net(frames)
 
     def grid_columns(self, inputs: Tensor, target: Tensor, outputs: list[Tensor]) -> list[Tensor]:
         """The columns of the held-out image grid, each (n, 3, H, W) at one size: by default

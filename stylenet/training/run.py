@@ -28,6 +28,7 @@ from stylenet.training.callbacks import (
     ExportModel,
     FinalCheckpoint,
     LogSkippedFiles,
+    LogTemporalMetrics,
     ValidateAtEnd,
 )
 from stylenet.training.checkpoints import (
@@ -67,6 +68,7 @@ def _run_callbacks(cfg: DictConfig, run_dir: Path, datamodule: PhotoDataModule) 
         LogSkippedFiles(datamodule, every_n_steps=cfg.trainer.get("log_every_n_steps") or 50),
         FinalCheckpoint(),
         ExportModel(model_path),
+        LogTemporalMetrics(),
     ]
     if content := OmegaConf.select(cfg, "evaluate.content"):
         callbacks.append(

@@ -138,7 +138,12 @@ class StyleTransferModule(ImageToImageModule):
     ) -> dict[str, Tensor]:
         """The loss terms of one batch; `style_index` (B,) gives each photo's style in a
         multi-style network."""
-        return self.loss(self.net(inputs, self._one_hot(style_index)), target, style_index)
+        one_hot = self._one_hot(style_index)
+
+        def transform(images: Tensor) -> Tensor:  # the same styles, for the stability terms
+            return self.net(images, one_hot)
+
+        return self.loss(transform(inputs), target, style_index, source=inputs, transform=transform)
 
     def validation_results(
         self, inputs: Tensor, target: Tensor
@@ -148,8 +153,14 @@ class StyleTransferModule(ImageToImageModule):
         for k, name in enumerate(self.style_names):
             style = self._batch_style(inputs, k)
             out = self(inputs, style)
-            results[name if self.num_styles > 1 else ""] = (out, self.loss(out, target, style))
+            terms = self.loss(
+                out, target, style, source=inputs, transform=lambda x, s=style: self(x, s)
+            )
+            results[name if self.num_styles > 1 else ""] = (out, terms)
         return results
+
+    def frame_output(self, frames: Tensor) -> Tensor:
+        return self(frames, self._batch_style(frames, 0))
 
     def grid_caption(self, labels: Sequence[str]) -> str:
         styles = " | ".join(self.style_names) if self.num_styles > 1 else "stylized"

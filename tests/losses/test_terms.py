@@ -30,7 +30,7 @@ CONFIGS = Path(stylenet.__file__).parent.parent / "configs" / "loss"
 
 
 def test_each_term_name_is_a_loss_keyword_and_a_config_key() -> None:
-    assert TERM_NAMES == ("content", "style", "tv", "pixel")
+    assert TERM_NAMES == ("content", "style", "tv", "pixel", "noise", "motion")
     keywords = inspect.signature(PerceptualLoss).parameters
     presets = sorted(CONFIGS.glob("*.yaml"))
     assert presets

@@ -1,0 +1,66 @@
+"""A stable video mode: each stylized frame blended with the previous (blended) output, moved
+onto it by optical flow where the flow can be trusted (`stylenet.inference.flow`); occluded and
+newly visible pixels keep the new frame.
+
+    stable = TemporalBlend(stylize, strength=0.5)
+    for batch in consecutive_frames:             # (B, 3, H, W) in [0, 1], in order
+        outputs = stable(batch)
+
+The blend is recursive, so a pixel that stays visible is an exponential moving average along its
+track (weight `strength` on the past); this is the short-term half of Ruder et al. 2016's
+temporal constraint, applied after a feed-forward network instead of inside an optimization.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from stylenet.inference.flow import FramePair
+
+# Weight on the warped previous output where the flow is reliable (README, "Video without
+# flicker": the measured effect of 0.3 / 0.5 / 0.7 on the warping error and on ghosting).
+DEFAULT_STRENGTH = 0.5
+
+
+class TemporalBlend:
+    """Wraps a frame-batch stylizer ((B, 3, H, W) in [0, 1] on the CPU to the same shape) with
+    the flow-guided blend. Frames must come in order; one object per video.
+
+    Args:
+        stylize: The per-frame stylizer.
+        strength: Weight of the warped previous output where the flow is reliable, in [0, 1).
+    """
+
+    def __init__(self, stylize: Callable[[Tensor], Tensor], strength: float = DEFAULT_STRENGTH):
+        if not 0 <= strength < 1:
+            raise ValueError(f"temporal strength must be in [0, 1), got {strength}")
+        self.stylize = stylize
+        self.strength = strength
+        self.previous_input: np.ndarray | None = None  # (H, W, 3) uint8
+        self.previous_output: np.ndarray | None = None  # (H, W, 3) float32
+        self.reliable_fraction: list[float] = []  # per frame after the first
+
+    def __call__(self, frames: Tensor) -> Tensor:
+        outputs = self.stylize(frames).clamp(0, 1)
+        inputs = _to_uint8(frames)
+        blended = []
+        for k in range(frames.shape[0]):
+            out = outputs[k].permute(1, 2, 0).float().numpy()
+            if self.previous_input is not None and self.previous_output is not None:
+                pair = FramePair.estimate(self.previous_input, inputs[k])
+                warped = pair.warp(self.previous_output)
+                weight = (self.strength * pair.reliable.astype(np.float32))[..., None]
+                out = out + weight * (warped - out)
+                self.reliable_fraction.append(float(pair.reliable.mean()))
+            self.previous_input, self.previous_output = inputs[k], out
+            blended.append(torch.from_numpy(np.ascontiguousarray(out)).permute(2, 0, 1))
+        return torch.stack(blended).to(outputs.dtype)
+
+
+def _to_uint8(frames: Tensor) -> np.ndarray:
+    """(B, 3, H, W) in [0, 1] -> (B, H, W, 3) uint8, rounded."""
+    return (frames.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
