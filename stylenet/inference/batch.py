@@ -34,7 +34,7 @@ from stylenet.io.images import (
     pil_to_tensor,
     save_image,
 )
-from stylenet.io.video import VIDEO_EXTENSIONS, is_video, stylize_video
+from stylenet.io.video import VIDEO_EXTENSIONS, is_video, transcode_video
 
 log = logging.getLogger(__name__)
 
@@ -350,7 +350,7 @@ def _stylize_videos(
     stylizer: Stylizer, jobs: list[Job], options: Options, summary: Summary
 ) -> None:
     for job in jobs:
-        if stylizer.task == "superres":  # stylize_video writes frames of the input's size
+        if stylizer.task == "superres":  # transcode_video writes frames of the input's size
             summary.fail(job.src, "a super-resolution model upscales photos, not videos")
             continue
         styled = stylizer if job.style is None else stylizer.with_style(job.style)
@@ -362,10 +362,10 @@ def _stylize_videos(
 
         run = frames if options.temporal is None else TemporalBlend(frames, options.temporal)
         try:
-            report = stylize_video(
-                run,
+            report = transcode_video(
                 job.src,
                 job.dst,
+                map_frames=run,
                 batch_size=options.batch_size,
                 overwrite=options.overwrite,
                 progress=options.progress,
@@ -376,7 +376,9 @@ def _stylize_videos(
         summary.done += 1
         summary.seconds += report.seconds
         summary.megapixels += report.frames * report.width * report.height / 1e6
+        steady = "" if options.temporal is None else f", --temporal {options.temporal:g}"
         print(
-            f"{job.src} -> {job.dst}: {report.frames} frames at {float(report.fps):.3g} fps, "
-            f"flicker {report.output_flicker:.4f} (input {report.input_flicker:.4f})"
+            f"{job.src} -> {job.dst}: {report.frames} frames at {float(report.fps):.3g} fps "
+            f"({report.processing_fps:.2f} frames/s{steady}); how much it flickers: "
+            f"stylenet-evaluate MODEL --video {job.src}"
         )

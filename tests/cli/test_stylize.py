@@ -118,13 +118,13 @@ def test_an_empty_photo_is_named_as_empty(tmp_path, model_path, capsys) -> None:
     assert not (tmp_path / "o.png").exists()
 
 
-def test_cli_stylizes_a_video_and_reports_flicker(tmp_path, model_path, capsys) -> None:
+def test_cli_stylizes_a_video_and_says_how_to_measure_flicker(tmp_path, model_path, capsys) -> None:
     src = make_video(tmp_path / "clip.mp4", frames=8, width=48, height=32, fps=12)
     out = tmp_path / "styled.mp4"
     assert main([model_path, str(src), "-o", str(out), "-q"]) == 0
     frames, _, rate = read_video(out)
     assert frames.shape[0] == 8 and frames.shape[-2:] == (32, 48) and rate == 12
-    assert "flicker" in capsys.readouterr().out
+    assert "stylenet-evaluate MODEL --video" in capsys.readouterr().out
 
 
 def test_cli_tiled_output_keeps_size_and_refuses_exports(tmp_path, model_path, capsys) -> None:

@@ -1,4 +1,4 @@
-"""Video stylization: same frames, rate, size and timing out; flicker measured; files kept safe."""
+"""The transcoder: same frames, rate, size and timing out; files kept safe; frames read back."""
 
 from __future__ import annotations
 
@@ -16,15 +16,12 @@ from stylenet.io.video import (
     VideoReadError,
     is_video,
     output_codecs,
-    stylize_video,
+    read_frames,
+    transcode_video,
 )
 from tests.helpers import FPS, FRAMES, make_video, read_video
 
 av = pytest.importorskip("av")
-
-
-def flicker(frames: Tensor) -> float:
-    return (frames[1:] - frames[:-1]).abs().mean().item()
 
 
 def invert(x: Tensor) -> Tensor:
@@ -47,7 +44,7 @@ def test_inverted_video_keeps_frames_rate_size_and_timing(
     if not output_codecs(suffix):
         pytest.skip(f"no encoder for {suffix} in this FFmpeg build")
     dst = tmp_path / f"inverted{suffix}"
-    report = stylize_video(invert, clip, dst, progress=False)
+    report = transcode_video(clip, dst, map_frames=invert, progress=False)
 
     source, source_times, _ = read_video(clip)
     styled, times, rate = read_video(dst)
@@ -69,7 +66,7 @@ def test_odd_size_is_kept(tmp_path: Path, suffix: str) -> None:
     if not output_codecs(suffix):
         pytest.skip(f"no encoder for {suffix} in this FFmpeg build")
     src = make_video(tmp_path / "odd.mp4", width=65, height=49, frames=6)
-    report = stylize_video(invert, src, tmp_path / f"out{suffix}", progress=False)
+    report = transcode_video(src, tmp_path / f"out{suffix}", map_frames=invert, progress=False)
     styled, _, _ = read_video(report.output)
     source, _, _ = read_video(src)
     assert (report.width, report.height) == (65, 49)
@@ -79,23 +76,18 @@ def test_odd_size_is_kept(tmp_path: Path, suffix: str) -> None:
         assert report.pixel_format == "yuv444p"  # 4:2:0 H.264 needs even sides
 
 
-def test_flicker_identity_and_constant(clip: Path, tmp_path: Path) -> None:
-    same = stylize_video(identity, clip, tmp_path / "same.mp4", progress=False)
+def test_read_frames_gives_the_decoded_frames_in_order(clip: Path) -> None:
     source, _, _ = read_video(clip)
-    assert same.input_flicker > 0.005  # the square moves
-    # Measured on the 8-bit frames before encoding, so identity matches exactly.
-    assert same.output_flicker == pytest.approx(same.input_flicker, abs=1e-9)
-    assert same.input_flicker == pytest.approx(flicker(source), rel=1e-4)
-    # ...and the decoded output agrees up to compression noise.
-    styled, _, _ = read_video(same.output)
-    assert flicker(styled) == pytest.approx(same.input_flicker, abs=0.005)
+    frames = np.stack(list(read_frames(clip)))
+    assert frames.shape == (FRAMES, 48, 64, 3) and frames.dtype == np.uint8
+    assert np.array_equal(frames, (source.permute(0, 2, 3, 1).numpy() * 255).round())
+    assert len(list(read_frames(clip, max_frames=2))) == 2
 
-    flat = stylize_video(
-        lambda x: torch.full_like(x, 0.5), clip, tmp_path / "flat.mp4", progress=False
-    )
-    assert flat.output_flicker == 0.0
-    assert flat.input_flicker == pytest.approx(same.input_flicker)
-    assert flat.flicker_ratio == 0.0
+
+def test_a_one_frame_video_is_transcoded(tmp_path: Path) -> None:
+    one = make_video(tmp_path / "one.mp4", frames=1)
+    report = transcode_video(one, tmp_path / "out.mp4", map_frames=invert, progress=False)
+    assert report.frames == 1 and read_video(report.output)[0].shape[0] == 1
 
 
 @pytest.mark.parametrize("batch_size", [1, 5, 64])
@@ -109,8 +101,8 @@ def test_stylize_never_sees_more_than_batch_size_frames(
         assert x.dtype == torch.float32 and x.min() >= 0 and x.max() <= 1
         return x
 
-    report = stylize_video(
-        record, clip, tmp_path / "out.mp4", batch_size=batch_size, progress=False
+    report = transcode_video(
+        clip, tmp_path / "out.mp4", map_frames=record, batch_size=batch_size, progress=False
     )
     assert max(s[0] for s in seen) <= batch_size
     assert sum(s[0] for s in seen) == report.frames == FRAMES
@@ -123,13 +115,13 @@ def test_refuses_to_overwrite(clip: Path, tmp_path: Path) -> None:
     dst = tmp_path / "taken.mp4"
     dst.write_bytes(b"keep me")
     with pytest.raises(FileExistsError, match=r"taken\.mp4"):
-        stylize_video(invert, clip, dst, progress=False)
+        transcode_video(clip, dst, map_frames=invert, progress=False)
     assert dst.read_bytes() == b"keep me"
 
-    stylize_video(invert, clip, dst, overwrite=True, progress=False)
+    transcode_video(clip, dst, map_frames=invert, overwrite=True, progress=False)
     assert read_video(dst)[0].shape[0] == FRAMES
     with pytest.raises(ValueError, match="is the input"):
-        stylize_video(invert, clip, clip, overwrite=True, progress=False)
+        transcode_video(clip, clip, map_frames=invert, overwrite=True, progress=False)
 
 
 @pytest.mark.parametrize("content", [b"", b"random"])
@@ -137,7 +129,7 @@ def test_corrupt_video_is_a_read_error_naming_the_file(tmp_path: Path, content: 
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(content and np.random.default_rng(0).bytes(20_000))
     with pytest.raises(VideoReadError, match=r"broken\.mp4") as info:
-        stylize_video(invert, bad, tmp_path / "out.mp4", progress=False)
+        transcode_video(bad, tmp_path / "out.mp4", map_frames=invert, progress=False)
     assert info.value.path == bad
     assert pickle.loads(pickle.dumps(info.value)).path == bad  # survives worker processes
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.mp4"]
@@ -154,32 +146,42 @@ def test_failure_midway_leaves_no_output(clip: Path, tmp_path: Path) -> None:
         return x
 
     with pytest.raises(RuntimeError, match="out of memory"):
-        stylize_video(fail_on_third_batch, clip, tmp_path / "out.mp4", progress=False)
-    with pytest.raises(ValueError, match="stylize returned"):
-        stylize_video(lambda x: x[:, :, :-1], clip, tmp_path / "out.mp4", progress=False)
+        transcode_video(clip, tmp_path / "out.mp4", map_frames=fail_on_third_batch, progress=False)
+    with pytest.raises(ValueError, match="map_frames returned"):
+        transcode_video(
+            clip, tmp_path / "out.mp4", map_frames=lambda x: x[:, :, :-1], progress=False
+        )
     assert list(tmp_path.iterdir()) == []  # no half video, no temporary file
 
 
 def test_rejects_bad_arguments(clip: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"\.gif"):
-        stylize_video(invert, clip, tmp_path / "out.gif", progress=False)
+        transcode_video(clip, tmp_path / "out.gif", map_frames=invert, progress=False)
     with pytest.raises(ValueError, match="not available"):
-        stylize_video(invert, clip, tmp_path / "out.mp4", codec="no-such-codec", progress=False)
+        transcode_video(
+            clip, tmp_path / "out.mp4", map_frames=invert, codec="no-such-codec", progress=False
+        )
     with pytest.raises(ValueError, match="batch_size"):
-        stylize_video(invert, clip, tmp_path / "out.mp4", batch_size=0, progress=False)
+        transcode_video(clip, tmp_path / "out.mp4", map_frames=invert, batch_size=0, progress=False)
     with pytest.raises(FileNotFoundError):
-        stylize_video(invert, tmp_path / "missing.mp4", tmp_path / "out.mp4", progress=False)
+        transcode_video(
+            tmp_path / "missing.mp4", tmp_path / "out.mp4", map_frames=invert, progress=False
+        )
 
 
 def test_audio_is_copied_or_reencoded(tmp_path: Path) -> None:
     src = make_video(tmp_path / "talk.mp4", frames=12, audio="aac")
 
-    copied = stylize_video(identity, src, tmp_path / "copy.mkv", progress=False)
+    copied = transcode_video(src, tmp_path / "copy.mkv", map_frames=identity, progress=False)
     assert copied.audio == "copied (aac)"
     if "libopus" in av.codecs_available:
-        reencoded = stylize_video(identity, src, tmp_path / "opus.webm", progress=False)
+        reencoded = transcode_video(
+            src, tmp_path / "opus.webm", map_frames=identity, progress=False
+        )
         assert reencoded.audio.startswith("re-encoded")
-    dropped = stylize_video(identity, src, tmp_path / "mute.mp4", audio=False, progress=False)
+    dropped = transcode_video(
+        src, tmp_path / "mute.mp4", map_frames=identity, audio=False, progress=False
+    )
     assert dropped.audio.startswith("dropped")
 
     for report, has_audio in [(copied, True), (dropped, False)]:
@@ -193,7 +195,7 @@ def test_audio_is_copied_or_reencoded(tmp_path: Path) -> None:
 
 def test_webm_millisecond_timestamps_go_back_on_the_frame_grid(tmp_path: Path) -> None:
     src = make_video(tmp_path / "clip.webm", frames=12)
-    report = stylize_video(identity, src, tmp_path / "out.mp4", progress=False)
+    report = transcode_video(src, tmp_path / "out.mp4", map_frames=identity, progress=False)
     _, times, rate = read_video(report.output)
     assert rate == FPS
     assert times == [Fraction(i, FPS) for i in range(12)]  # exact, not 83 ms, 167 ms, ...
@@ -203,3 +205,38 @@ def test_is_video() -> None:
     assert {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"} <= VIDEO_EXTENSIONS
     assert is_video("a/b/Clip.MP4") and is_video(Path("x.webm"))
     assert not is_video("photo.jpg") and not is_video("mp4")
+
+
+def test_a_damaged_middle_is_one_read_error_and_nothing_is_written(tmp_path: Path) -> None:
+    good = make_video(tmp_path / "good.mp4", frames=30)
+    data = bytearray(good.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 400] = bytes(b ^ 0x5A for b in data[middle : middle + 400])
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(VideoReadError, match=r"bad\.mp4: decoding failed after \d+ frames"):
+        transcode_video(bad, tmp_path / "out.mp4", map_frames=invert, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.mp4", "good.mp4"]
+
+
+def test_a_variable_frame_rate_keeps_its_timestamps(tmp_path: Path) -> None:
+    src = tmp_path / "vfr.mkv"
+    shown = [0, 1, 3, 4, 8, 9]  # in 1/FPS ticks: frames held for 1, 2 and 4 ticks
+    with av.open(str(src), "w") as out:
+        stream = out.add_stream("libx264" if "libx264" in output_codecs(".mkv") else "mpeg4")
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, FPS)
+        for i, tick in enumerate(shown):
+            image = np.full((48, 64, 3), 30 * i, np.uint8)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = tick, Fraction(1, FPS)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    _, source_times, _ = read_video(src)
+    report = transcode_video(src, tmp_path / "out.mkv", map_frames=invert, progress=False)
+    _, times, _ = read_video(report.output)
+    assert report.frames == len(shown)
+    assert [round(t * 1000) for t in times] == [round(t * 1000) for t in source_times]
+    assert [round(t * FPS) for t in times] == shown
