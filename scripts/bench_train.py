@@ -58,6 +58,12 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 
+# The video-stability terms (README, "Video without flicker"): one more transform-network pass
+# each; the compound motion term covers noise too.
+STABILITY = {
+    "+ motion term (compound)": ["loss.motion_weight=1000", "loss.motion_noise=0.02"],
+    "+ noise and motion terms": ["loss.motion_weight=1000", "loss.noise_weight=1000"],
+}
 # name -> overrides of configs/train.yaml (on top of --overrides); "ref" is the reference loop.
 CPU_VARIANTS: dict[str, list[str] | None] = {
     "reference (pytorch/examples recipe)": None,
@@ -65,11 +71,16 @@ CPU_VARIANTS: dict[str, list[str] | None] = {
     "stylenet compiled fp32": ["trainer=cpu", "trainer.precision=32-true"],
     "stylenet eager bf16-mixed": ["trainer=default", "trainer.precision=bf16-mixed"],
     "stylenet trainer=cpu (compiled, precision by the probe)": ["trainer=cpu"],
+    **{
+        f"stylenet eager fp32 {k}": ["trainer=default", "train.compile=false", *v]
+        for k, v in STABILITY.items()
+    },
 }
 CUDA_VARIANTS: dict[str, list[str] | None] = {
     "reference (pytorch/examples recipe)": None,
     "stylenet eager fp32": ["trainer=default", "train.compile=false"],
     "stylenet trainer=gpu (mixed, channels_last, compiled)": ["trainer=gpu"],
+    **{f"stylenet trainer=gpu {k}": ["trainer=gpu", *v] for k, v in STABILITY.items()},
 }
 # task=superres: the first row is the reference (×ref); no external peer loop.
 EAGER = ["trainer=default", "train.compile=false"]

@@ -37,6 +37,7 @@ def test_bench_train_prints_its_tables(tmp_path, photo_dir, style_path) -> None:
         "| reference (pytorch/examples recipe) |",
         "| stylenet eager fp32 |",
         "| stylenet eager bf16-mixed |",
+        "| stylenet eager fp32 + motion term (compound) |",
         "decode + resize + crop",
         "GFLOP/step",
         "| Trainer.fit,",
