@@ -253,3 +253,29 @@ def test_mixing_moves_the_held_out_style_loss_monotonically(
             float(loss(net(x, torch.tensor([1 - t, t])), x)["style"]) for t in np.linspace(0, 1, 5)
         ]
     assert all(a < b for a, b in itertools.pairwise(losses)), losses
+
+
+def test_stability_terms_train_and_the_temporal_metrics_are_logged(
+    compose_train: ComposeTrain, tmp_path, photo_dir, style_path
+) -> None:
+    overrides = [
+        *tiny_run_overrides(style_path, photo_dir, steps=4),
+        "logger=csv",
+        "loss.vgg.weights=random",
+        "model=small",
+        "loss.noise_weight=100",
+        "loss.motion_weight=100",
+        "loss.motion_noise=0.02",
+    ]
+    run_dir = tmp_path / "run"
+    train(compose_train(overrides, run_dir))
+    rows = read_metrics(run_dir)
+    for key in ("train/noise", "train/motion", "val/noise", "val/motion"):
+        values = [v for _, v in val_series(rows, key)]
+        assert values and all(v > 0 for v in values), key
+    # Every validation after the sanity check: the fixed held-out pan and noisy still.
+    pan = val_series(rows, "val/temporal/pan")
+    gain = val_series(rows, "val/temporal/noise_gain")
+    assert [s for s, _ in pan] == [s for s, _ in gain] and pan[-1][0] >= 3
+    assert all(v > 0 for _, v in pan + gain)
+    assert read_card(run_dir / "model.pt").loss["motion_weight"] == 100
