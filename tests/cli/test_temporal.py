@@ -80,3 +80,19 @@ def test_stylize_temporal_keeps_frames_and_size(tmp_path, model_path, capsys) ->
     assert stylize([model_path, str(src), "-o", str(tmp_path / "x.mp4"), "--temporal", "1.5"]) == 2
     assert "--temporal 1.5" in capsys.readouterr().err
     assert not Path(tmp_path / "x.mp4").exists()
+
+
+def test_stylize_a_damaged_video_fails_it_alone_and_writes_nothing(
+    tmp_path, model_path, capsys
+) -> None:
+    (tmp_path / "in").mkdir()
+    good = make_video(tmp_path / "in" / "good.mp4", frames=30)
+    data = bytearray(good.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 400] = bytes(b ^ 0x5A for b in data[middle : middle + 400])
+    (tmp_path / "in" / "bad.mp4").write_bytes(bytes(data))
+    out = tmp_path / "out"
+    assert stylize([model_path, str(tmp_path / "in"), "-o", str(out), "-q", "--temporal"]) == 1
+    err = capsys.readouterr().err
+    assert "FAILED" in err and "bad.mp4: decoding failed after" in err
+    assert sorted(p.name for p in out.iterdir()) == ["good.mp4"]  # no half video, no temp file
