@@ -82,6 +82,14 @@ ROWS: dict[str, tuple[list[str], str]] = {
         "train.divergence.factor=0.5: must be > 1",
     ),
     "seed not a number": (["seed=abc"], "seed=abc: not an integer"),
+    "stability noise level not above 0": (
+        ["loss.noise_weight=1", "loss.noise_sigma=0"],
+        "loss.noise_sigma=0: a noise level must be finite and > 0",
+    ),
+    "motion zoom not below 1": (
+        ["loss.motion_weight=1", "loss.motion_zoom=1.5"],
+        "loss.motion_zoom=1.5: must be below 1",
+    ),
     "negative learning rate": (["optimizer.lr=-1"], "optimizer.lr=-1: a learning rate must be"),
     "VGG weights file missing": (
         ["$STYLENET_VGG16_WEIGHTS={tmp}/none.safetensors"],
