@@ -5,7 +5,8 @@ For each style and each motion weight, one ``stylenet-train`` run with the same 
 term in its compound form, ``loss.motion_noise=0.02``, so one extra network pass per step),
 skipped where its model.pt exists. Then, per model, ``stylenet-evaluate --moves`` on the held-out
 photos (the package photos and coco-mini's held-out split, as scripts/compare_superres.py makes
-them): held-out style and content loss, pan warping error, noise gain; and ``--video`` on a clip
+them): held-out style and content loss, pan warping error, noise gain (``--moves pan noise``);
+and ``--video`` on a clip
 made here with PyAV (a hand-held camera move over a held-out photo, with sensor noise), frame by
 frame and with ``--temporal``. Prints the table, writes the trade-off plot and a frame strip.
 
@@ -100,7 +101,7 @@ def evaluate(run: Path, photos: Path, clip: Path, strength: float) -> dict:
     if not (out / "temporal.json").is_file():
         cmd = [
             sys.executable, "-m", "stylenet.cli.evaluate", str(run / "model.pt"),
-            "--content", str(photos), "--moves", "--video", str(clip),
+            "--content", str(photos), "--moves", "pan", "noise", "--video", str(clip),
             "--temporal-strength", str(strength), "-o", str(out), "-q", "--overwrite",
         ]  # fmt: skip
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
@@ -115,8 +116,6 @@ def evaluate(run: Path, photos: Path, clip: Path, strength: float) -> dict:
         "style": float(np.mean([t["style"] for t in terms])),
         "content": float(np.mean([t["content"] for t in terms])),
         "pan": means[("pan", "model")]["output_error"],
-        "zoom": means[("zoom", "model")]["ratio"],
-        "rotate": means[("rotate", "model")]["ratio"],
         "noise_gain": means[("noise", "model")]["ratio"],
         "video": video_plain["output_error"],
         "video_input": video_plain["input_error"],
@@ -197,16 +196,16 @@ def main() -> None:
     print(f"\n{args.steps} steps, 128², batch 4, bf16; {count} held-out photos\n")
     print(
         "| style | motion weight | held-out style | content | pan warping error | noise gain | "
-        "zoom ratio | rotate ratio | hand-held clip | + --temporal | train s |"
+        "hand-held clip | + --temporal | train s |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for (style, weight), r in rows.items():
         base = rows[(style, args.weights[0])]
         print(
             f"| {style} | {weight:g} | {r['style']:.3f} (×{r['style'] / base['style']:.2f}) | "
             f"{r['content']:.3f} (×{r['content'] / base['content']:.2f}) | "
             f"{r['pan']:.4f} (×{r['pan'] / base['pan']:.2f}) | {r['noise_gain']:.2f} | "
-            f"{r['zoom']:.2f} | {r['rotate']:.2f} | {r['video']:.4f} | {r['video_temporal']:.4f} | "
+            f"{r['video']:.4f} | {r['video_temporal']:.4f} | "
             f"{r['seconds'] or 0:.0f} |"
         )
     r = next(iter(rows.values()))

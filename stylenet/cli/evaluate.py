@@ -26,7 +26,7 @@ from stylenet.cli.common import (
 from stylenet.errors import ConfigError
 from stylenet.evaluation.evaluate import DEFAULT_OPTIMIZE, DEFAULT_SIZE, evaluate_styles
 from stylenet.evaluation.superres import evaluate_superres
-from stylenet.evaluation.temporal import MOVES_FRAMES, TemporalReport, evaluate_temporal
+from stylenet.evaluation.temporal import MOVES, MOVES_FRAMES, TemporalReport, evaluate_temporal
 from stylenet.inference.api import load
 from stylenet.inference.model_card import ModelCard
 from stylenet.inference.model_file import read_card
@@ -110,10 +110,13 @@ def build_parser() -> ArgumentParser:
     )
     temporal.add_argument(
         "--moves",
-        action="store_true",
+        nargs="*",
+        choices=list(MOVES),
+        metavar="MOVE",
         help="also score synthetic camera moves of each --content photo (320×240: a 2 px/frame "
-        "pan, a zoom, a rotation, a still with fresh noise σ 2/255): warping error with the "
-        "exact warp, and the noise gain; writes temporal.json and temporal.md",
+        "pan, a zoom, a rotation, a still with fresh noise σ 2/255; or only the MOVEs named: "
+        f"{', '.join(MOVES)}): warping error with the exact warp, and the noise gain; writes "
+        "temporal.json and temporal.md",
     )
     temporal.add_argument(
         "--video",
@@ -155,7 +158,8 @@ def _temporal(args: argparse.Namespace, out: Path, model_style: str | None) -> T
     report = evaluate_temporal(
         args.model,
         out,
-        content=args.content if args.moves else None,
+        content=args.content if args.moves is not None else None,
+        moves=args.moves or MOVES,
         videos=args.video,
         temporal=args.temporal_strength,
         device=args.device,
@@ -172,7 +176,8 @@ def _temporal(args: argparse.Namespace, out: Path, model_style: str | None) -> T
 
 def _evaluate_superres(args: argparse.Namespace, card: ModelCard) -> int:
     for flag, dest in _STYLE_ONLY:
-        if getattr(args, dest) not in (None, []):
+        value = getattr(args, dest)  # --moves alone is [] (every move): given all the same
+        if value is not None and (value != [] or dest == "moves"):
             raise ConfigError(
                 f"{flag} is for style-transfer models; {args.model} is a super-resolution "
                 f"model (×{card.scale})"
@@ -197,7 +202,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     # Before the model, the loss network and the first photo are loaded: minutes of work on
     # a large folder that a mistyped path would waste.
     check_output_folder(args.output, "-o/--output")
-    if args.moves and args.content is None:
+    if args.moves is not None and args.content is None:
         raise ConfigError("--moves makes its clips from the --content photos: give --content")
     if args.content is None and not args.video:
         raise ConfigError("give --content PHOTOS (or --video CLIP to score a video alone)")
@@ -246,7 +251,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(report.markdown())
         print(f"wrote {out / 'report.json'}, report.md, grid.jpg")
         skipped = skipped or bool(report.skipped)
-        if args.moves or args.video:
+        if args.moves is not None or args.video:
             _temporal(args, out, style or args.model_style)
     return EXIT_FAILED if skipped else EXIT_OK
 

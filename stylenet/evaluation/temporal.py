@@ -449,14 +449,15 @@ def evaluate_temporal(
     temporal: float | None = None,
     device: str | None = None,
     model_style: StyleKey | None = None,
+    moves: Sequence[str] = MOVES,
     size: tuple[int, int] = MOVES_SIZE,
     frames: int = MOVES_FRAMES,
     max_video_frames: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
 ) -> TemporalReport:
-    """Warping errors of a style model on the synthetic camera moves of every photo under
-    `content` and on each video (frame by frame and, with `temporal`, with the flow-guided
+    """Warping errors of a style model on the synthetic camera moves (`moves`) of every photo
+    under `content` and on each video (frame by frame and, with `temporal`, with the flow-guided
     blend of that strength); writes ``temporal.json`` and ``temporal.md`` into `out_dir`.
 
     Raises:
@@ -490,7 +491,7 @@ def evaluate_temporal(
     rows: list[TemporalRow] = []
     for path in tqdm(photos, desc="camera moves", unit="photo", disable=not progress):
         photo = load_image_tensor(path, size=2 * max(size))
-        for clip in camera_moves(photo, size=size, frames=frames):
+        for clip in camera_moves(photo, size=size, frames=frames, moves=moves):
             score = score_clip(run, clip)
             rows.append(
                 TemporalRow(path.name, clip.name, "model", score.input_error, score.output_error)

@@ -81,12 +81,13 @@ def check_settings(cfg: DictConfig) -> None:
             _number(f"loss.{name}", loss[name], "loss weights")
     # The stability terms' settings (losses/terms.py), checked here: before Lightning loads.
     if loss.get("noise_sigma") is not None:
-        _number("loss.noise_sigma", loss.noise_sigma, "a noise level", positive=True)
+        _number("loss.noise_sigma", loss["noise_sigma"], "a noise level", positive=True)
     for key in ("motion_shift", "motion_zoom", "motion_angle", "motion_noise"):
         if loss.get(key) is not None:
             _number(f"loss.{key}", loss[key], "motion ranges")
-    if loss.get("motion_zoom") is not None and float(loss.motion_zoom) >= 1:
-        raise ConfigError(f"loss.motion_zoom={loss.motion_zoom}: must be below 1 (a relative zoom)")
+    if loss.get("motion_zoom") is not None and float(loss["motion_zoom"]) >= 1:
+        zoom = loss["motion_zoom"]
+        raise ConfigError(f"loss.motion_zoom={zoom}: must be below 1 (a relative zoom)")
     layers = loss.get("style_layers")
     if isinstance(layers, DictConfig):
         for layer, weight in layers.items():

@@ -35,6 +35,10 @@ def test_evaluate_moves_and_video_write_a_temporal_report(
     assert evaluate([*args, "--overwrite", "--content", str(photos), "--moves", *style]) == 0
     rows = json.loads((out / "temporal.json").read_text())["rows"]
     assert [r["clip"] for r in rows if r["source"] == "a.png"] == ["pan", "zoom", "rotate", "noise"]
+    only = [*args, "--overwrite", "--content", str(photos), "--moves", "pan", "noise", *style]
+    assert evaluate(only) == 0
+    rows = json.loads((out / "temporal.json").read_text())["rows"]
+    assert [r["clip"] for r in rows if r["source"] == "a.png"] == ["pan", "noise"]
     pan = next(r for r in rows if r["clip"] == "pan")
     assert pan["input_error"] == 0 and pan["output_error"] > 0 and pan["ratio"] is None
     assert (out / "report.json").exists()  # the style report beside it
