@@ -10,7 +10,8 @@ and ``--video`` on a clip
 made here with PyAV (a hand-held camera move over a held-out photo, with sensor noise), frame by
 frame and with ``--temporal``. Prints the table, writes the trade-off plot and a frame strip.
 
-    python scripts/video_stability.py --styles starry_night mosaic --weights 0 1000 10000
+    python scripts/video_stability.py --styles starry_night mosaic --weights 0 300 1000 \
+        --style-weights mosaic=0,100 --strip 0 300
 """
 
 from __future__ import annotations
@@ -128,6 +129,32 @@ def evaluate(run: Path, photos: Path, clip: Path, strength: float) -> dict:
     }
 
 
+def world_clip() -> Path | None:
+    """The real clip that ships in gradio (a turning Earth, 480×270), if gradio is installed."""
+    try:
+        import gradio
+    except ImportError:
+        return None
+    path = Path(gradio.__file__).parent / "media_assets" / "videos" / "world.mp4"
+    return path if path.is_file() else None
+
+
+def evaluate_world(run: Path, clip: Path, strength: float) -> tuple[float, float]:
+    """(frame by frame, --temporal) warping error on the first 48 frames of `clip`."""
+    out = run / "eval_world"
+    if not (out / "temporal.json").is_file():
+        cmd = [
+            sys.executable, "-m", "stylenet.cli.evaluate", str(run / "model.pt"),
+            "--video", str(clip), "--max-frames", "48", "--temporal-strength", str(strength),
+            "-o", str(out), "-q", "--overwrite",
+        ]  # fmt: skip
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    means = json.loads((out / "temporal.json").read_text())["means"]
+    plain = next(m for m in means if m["method"] == "model")["output_error"]
+    steady = next(m for m in means if m["method"] != "model")["output_error"]
+    return plain, steady
+
+
 def plot(rows: dict, path: Path) -> None:
     import matplotlib
 
@@ -175,7 +202,14 @@ def strip(models: list[tuple[str, Path]], photo: Path, path: Path) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--styles", nargs="+", default=["starry_night", "mosaic"])
-    p.add_argument("--weights", type=float, nargs="+", default=[0, 1000, 10000])
+    p.add_argument("--weights", type=float, nargs="+", default=[0, 300, 1000])
+    p.add_argument(
+        "--style-weights",
+        nargs="*",
+        default=[],
+        metavar="STYLE=W,W",
+        help="other motion weights for one style (e.g. mosaic=0,100); the first is its baseline",
+    )
     p.add_argument("--steps", type=int, default=500)
     p.add_argument("--photos", type=Path, default=REPO.parent / "shared" / "data" / "coco-mini")
     p.add_argument("--runs", type=Path, default=REPO / "outputs" / "stability")
@@ -187,26 +221,34 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     photos = heldout(args.photos, args.out)
     clip = make_clip(photos / "astronaut.jpg", args.out / "handheld.mp4")
+    world = world_clip()
+    per_style = {
+        k: [float(w) for w in v.split(",")] for k, v in (a.split("=") for a in args.style_weights)
+    }
     rows = {}
     for style in args.styles:
-        for weight in args.weights:
+        for weight in per_style.get(style, args.weights):
             run = train(args.runs, style, weight, args)
             rows[(style, weight)] = evaluate(run, photos, clip, args.strength)
+            if world is not None:
+                rows[(style, weight)]["world"], rows[(style, weight)]["world_temporal"] = (
+                    evaluate_world(run, world, args.strength)
+                )
     count = len(list(photos.iterdir()))
     print(f"\n{args.steps} steps, 128², batch 4, bf16; {count} held-out photos\n")
     print(
         "| style | motion weight | held-out style | content | pan warping error | noise gain | "
-        "hand-held clip | + --temporal | train s |"
+        "hand-held clip | + --temporal | world clip | + --temporal |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for (style, weight), r in rows.items():
-        base = rows[(style, args.weights[0])]
+        base = rows[(style, per_style.get(style, args.weights)[0])]
         print(
             f"| {style} | {weight:g} | {r['style']:.3f} (×{r['style'] / base['style']:.2f}) | "
             f"{r['content']:.3f} (×{r['content'] / base['content']:.2f}) | "
             f"{r['pan']:.4f} (×{r['pan'] / base['pan']:.2f}) | {r['noise_gain']:.2f} | "
             f"{r['video']:.4f} | {r['video_temporal']:.4f} | "
-            f"{r['seconds'] or 0:.0f} |"
+            f"{r.get('world', math.nan):.4f} | {r.get('world_temporal', math.nan):.4f} |"
         )
     r = next(iter(rows.values()))
     print(
