@@ -277,9 +277,9 @@ def bench_steps(
         variants = SUPERRES_VARIANTS[device.type]
         task = ["task=superres", f"scale={args.scale}"]
     if args.only:
-        first = next(iter(variants))  # the reference row stays
+        reference = next(iter(variants))  # the reference row stays
         variants = {
-            k: v for k, v in variants.items() if k == first or any(w in k for w in args.only)
+            k: v for k, v in variants.items() if k == reference or any(w in k for w in args.only)
         }
     from stylenet.io.images import load_image_tensor
 

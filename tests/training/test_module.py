@@ -202,8 +202,8 @@ def test_each_style_trains_equally_often_one_style_per_batch(multi_module) -> No
     ]
     seen = []
     real_loss = multi_module.loss.forward
-    multi_module.loss.forward = lambda out, photos, style: (
-        seen.append(style) or real_loss(out, photos, style)
+    multi_module.loss.forward = lambda out, photos, style, **network: (
+        seen.append(style) or real_loss(out, photos, style, **network)
     )
     multi_module.training_step(torch.rand(2, 3, 32, 32), 0)
     (style,) = seen
