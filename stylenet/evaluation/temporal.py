@@ -434,6 +434,8 @@ def score_video(
         flush()
     if count < 2:
         raise VideoReadError(video, f"{count} frame(s); the warping error needs at least 2")
+    if not meter.pairs:  # every pair failed the occlusion test (cuts, flashes, blank frames)
+        raise VideoReadError(video, "no frame pair with reliable optical flow: nothing to score")
     return meter.score(), seconds / count, count
 
 
