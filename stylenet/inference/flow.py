@@ -13,6 +13,7 @@ OpenCV (``opencv-python-headless``) is imported on first use.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,8 +25,6 @@ BOUNDARY = (0.01, 0.002)
 # Flow is estimated on frames scaled to at most this many pixels on the long side (DIS's cost
 # grows with pixels; its coarse-to-fine search already works on a pyramid), then scaled back.
 FLOW_MAX_SIDE = 640
-
-_DIS: dict[int, Any] = {}
 
 
 def _cv2() -> Any:
@@ -52,16 +51,20 @@ def dis_flow(first: np.ndarray, second: np.ndarray) -> np.ndarray:
         size = (max(8, round(w * scale)), max(8, round(h * scale)))
         first = cv2.resize(first, size, interpolation=cv2.INTER_AREA)
         second = cv2.resize(second, size, interpolation=cv2.INTER_AREA)
-    dis = _DIS.get(0)
-    if dis is None:
-        dis = _DIS[0] = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    flow = dis.calc(first, second, None)
+    flow = _dis().calc(first, second, None)
     if scale < 1:
         sh, sw = flow.shape[:2]
         flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)
         flow[..., 0] *= w / sw
         flow[..., 1] *= h / sh
     return flow.astype(np.float32, copy=False)
+
+
+@functools.cache
+def _dis() -> Any:
+    """One DIS estimator per process (its preset: medium), made on first use."""
+    cv2 = _cv2()
+    return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
 
 
 def _grey(frame: np.ndarray) -> np.ndarray:

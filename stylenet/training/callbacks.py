@@ -209,18 +209,19 @@ class LogTemporalMetrics(Callback):
             return
         assert isinstance(pl_module, ImageToImageModule)
         inputs, _ = pl_module.validation_example(batch)
-        if self.clips is None:
-            photo = inputs[0].detach().float().cpu()
-            clips = camera_moves(photo, size=self.size, frames=self.frames, moves=("pan", "noise"))
-            self.clips = clips
         device = inputs.device
 
         def run(frames: Tensor) -> Tensor:
             return pl_module.frame_output(frames.to(device, inputs.dtype))
 
-        with torch.no_grad():
-            probe = run(self.clips[0].frames[:1])
-        if probe.shape[-2:] != self.clips[0].frames.shape[-2:]:
+        if self.clips is None:  # made, and the output size checked, once per run
+            photo = inputs[0].detach().float().cpu()
+            clips = camera_moves(photo, size=self.size, frames=self.frames, moves=("pan", "noise"))
+            with torch.no_grad():
+                probe = run(clips[0].frames[:1])
+            same_size = probe.shape[-2:] == clips[0].frames.shape[-2:]
+            self.clips = clips if same_size else []
+        if not self.clips:  # a task whose output is another size (super-resolution)
             return
         pan, noise = (score_clip(run, clip) for clip in self.clips)
         pl_module.log_dict(
