@@ -30,12 +30,13 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from stylenet.evaluation.temporal import camera_moves
+from stylenet.inference.api import load
+from stylenet.io.images import load_image_tensor
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
-from compare_superres import heldout  # noqa: E402
-from stylenet.evaluation.temporal import camera_moves  # noqa: E402
-from stylenet.inference.api import load  # noqa: E402
-from stylenet.io.images import load_image_tensor  # noqa: E402
+from compare_superres import heldout  # noqa: E402  (the held-out photos, made the same way)
 
 
 def train(runs: Path, style: str, weight: float, args: argparse.Namespace) -> Path:
