@@ -218,7 +218,12 @@ def main() -> None:
     p.add_argument("--strength", type=float, default=0.5, help="--temporal's blend weight")
     p.add_argument("--strip", nargs=2, type=float, metavar=("W_OFF", "W_ON"), default=None)
     args = p.parse_args()
-    os.environ.setdefault("STYLENET_STYLE_DIR", str(REPO.parent / "shared" / "data" / "styles"))
+    shared = REPO.parent / "shared" / "data"
+    os.environ.setdefault("STYLENET_STYLE_DIR", str(shared / "styles"))
+    if (shared / "vgg16_features_imagenet.safetensors").is_file():  # else stylenet's cache
+        os.environ.setdefault(
+            "STYLENET_VGG16_WEIGHTS", str(shared / "vgg16_features_imagenet.safetensors")
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     photos = heldout(args.photos, args.out)
     clip = make_clip(photos / "astronaut.jpg", args.out / "handheld.mp4")

@@ -34,7 +34,7 @@ from stylenet.io.images import (
     pil_to_tensor,
     save_image,
 )
-from stylenet.io.video import VIDEO_EXTENSIONS, is_video, transcode_video
+from stylenet.io.video import VIDEO_EXTENSIONS, is_video, transcode_videos
 
 log = logging.getLogger(__name__)
 
@@ -349,36 +349,51 @@ def _stylize_batch(
 def _stylize_videos(
     stylizer: Stylizer, jobs: list[Job], options: Options, summary: Summary
 ) -> None:
-    for job in jobs:
+    """Each video decoded once: its jobs (one per style with ``--all-styles``) are written from
+    the same frames, every style of a batch of frames in one pass."""
+    by_video: dict[tuple[Path, Path | None], list[Job]] = {}
+    for job in jobs:  # a video's styles together; a one-style model's jobs each alone
+        by_video.setdefault((job.src, None if job.style else job.dst), []).append(job)
+    for (src, _), same in by_video.items():
         if stylizer.task == "superres":  # transcode_video writes frames of the input's size
-            summary.fail(job.src, "a super-resolution model upscales photos, not videos")
+            summary.fail(src, "a super-resolution model upscales photos, not videos")
             continue
-        styled = stylizer if job.style is None else stylizer.with_style(job.style)
+        styles = [job.style for job in same if job.style is not None]  # [] for one style
+        blend = None if options.temporal is None else TemporalBlend(None, options.temporal)
 
-        def frames(x: torch.Tensor, styled: Stylizer = styled) -> torch.Tensor:
-            return styled.stylize_batch(
-                x, preserve_color=options.preserve_color, strength=options.strength
+        def frames(
+            x: torch.Tensor, styles: list[str] = styles, blend: TemporalBlend | None = blend
+        ) -> list[torch.Tensor]:  # (B, 3, H, W) -> one (B, 3, H, W) per output
+            named = [s for s in styles for _ in range(len(x))] or None
+            y = stylizer.stylize_batch(
+                x.repeat(len(styles), 1, 1, 1) if named else x,
+                preserve_color=options.preserve_color,
+                strength=options.strength,
+                styles=named,
             )
+            outputs = list(y.split(len(x)))  # style-major: one batch per output
+            return outputs if blend is None else blend.blend(x, outputs)
 
-        run = frames if options.temporal is None else TemporalBlend(frames, options.temporal)
         try:
-            report = transcode_video(
-                job.src,
-                job.dst,
-                map_frames=run,
-                batch_size=options.batch_size,
+            reports = transcode_videos(
+                src,
+                [job.dst for job in same],
+                map_frames=frames,
+                batch_size=options.batch_size,  # frames, each in every style (as photos)
                 overwrite=options.overwrite,
                 progress=options.progress,
             )
         except (*_INPUT_ERRORS, ValueError) as err:
-            summary.fail(job.src, str(err))
+            summary.fail(src, str(err))
             continue
-        summary.done += 1
+        report = reports[0]
+        summary.done += len(reports)
         summary.seconds += report.seconds
-        summary.megapixels += report.frames * report.width * report.height / 1e6
+        summary.megapixels += len(reports) * report.frames * report.width * report.height / 1e6
         steady = "" if options.temporal is None else f", --temporal {options.temporal:g}"
+        outputs = ", ".join(str(r.output) for r in reports)
         print(
-            f"{job.src} -> {job.dst}: {report.frames} frames at {float(report.fps):.3g} fps "
+            f"{src} -> {outputs}: {report.frames} frames at {float(report.fps):.3g} fps "
             f"({report.processing_fps:.2f} frames/s{steady}); how much it flickers: "
-            f"stylenet-evaluate MODEL --video {job.src}"
+            f"stylenet-evaluate MODEL --video {src}"
         )

@@ -11,7 +11,7 @@ import pickletools
 import re
 import uuid
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -24,6 +24,7 @@ __all__ = [
     "FileWriteError",
     "atomic_path",
     "atomic_write",
+    "atomic_write_many",
     "remove_temporaries",
     "torch_load",
     "unsafe_globals",
@@ -95,11 +96,38 @@ def atomic_write(
         FileWriteError: The system refused the write (no space left on device, read-only
             filesystem, ...); nothing is left under `path` or beside it.
     """
+    return atomic_write_many([path], lambda handles: write(handles[0]), overwrite=overwrite)[0]
+
+
+def atomic_write_many(
+    paths: Sequence[str | os.PathLike[str]],
+    write: Callable[[Sequence[BinaryIO]], object],
+    *,
+    overwrite: bool = False,
+) -> list[Path]:
+    """`atomic_write` for several files written together (one input, many outputs): `write`
+    gets their open temporary files, in order; all are moved into place only if it returns.
+
+    Raises:
+        FileExistsError: One of `paths` exists and `overwrite` is False (checked before
+            `write`), or two of them are the same file.
+        FileWriteError: As `atomic_write`; it names the first path. Nothing is left beside any.
+    """
+    targets = [Path(p) for p in paths]
+    if len({t.resolve() for t in targets}) < len(targets):
+        raise FileExistsError(f"the same file is named twice among {[str(t) for t in targets]}")
     try:
-        with atomic_path(path, overwrite=overwrite) as tmp, tmp.open("wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())  # the rename must not land before the data after a crash
+        with contextlib.ExitStack() as stack:
+            handles = [
+                stack.enter_context(
+                    stack.enter_context(atomic_path(t, overwrite=overwrite)).open("wb")
+                )
+                for t in targets
+            ]
+            write(handles)
+            for fh in handles:
+                fh.flush()
+                os.fsync(fh.fileno())  # the rename must not land before the data after a crash
     except FileExistsError:
         raise
     except Exception as err:
@@ -108,9 +136,9 @@ def atomic_write(
         if (cause := _os_error(err)) is None:
             raise
         raise FileWriteError(
-            path, os.strerror(cause.errno).lower() if cause.errno else str(cause)
+            targets[0], os.strerror(cause.errno).lower() if cause.errno else str(cause)
         ) from err
-    return Path(path)
+    return targets
 
 
 def _os_error(err: BaseException | None) -> OSError | None:

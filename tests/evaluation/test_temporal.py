@@ -121,3 +121,20 @@ def test_the_temporal_blend_steadies_a_flickering_still_and_keeps_strength_zero_
     assert torch.allclose(torch.cat([off(clip.frames[:3]), off(clip.frames[3:])]), plain, atol=1e-6)
     with pytest.raises(ValueError, match="strength"):
         TemporalBlend(flicker, strength=1.0)
+
+
+def test_one_blend_of_several_outputs_is_each_output_blended_alone() -> None:
+    clip = camera_moves(_photo(4), frames=5, moves=("pan",))[0]
+    styles = [lambda x: x.flip(1), lambda x: (x * 1.5).clamp(0, 1)]  # two stand-in "styles"
+    together = TemporalBlend(None, strength=0.5)
+    alone = [TemporalBlend(style, strength=0.5) for style in styles]
+    for i in range(0, 5, 2):
+        frames = clip.frames[i : i + 2]
+        got = together.blend(frames, [style(frames) for style in styles])
+        for out, blend in zip(got, alone, strict=True):
+            torch.testing.assert_close(out, blend(frames), atol=1e-6, rtol=0)
+    assert len(together.reliable_fraction) == 4  # the flow estimated once per frame pair
+    with pytest.raises(ValueError, match="1 outputs after 2"):
+        together.blend(clip.frames[:1], [clip.frames[:1]])
+    with pytest.raises(TypeError, match="no stylizer"):
+        together(clip.frames[:1])

@@ -19,7 +19,7 @@ from stylenet.inference.model_file import detect_format
 from stylenet.inference.styles import parse_mix, style_weights
 from stylenet.io.images import load_image, pil_to_tensor
 from stylenet.models import TransformerNet
-from tests.helpers import photo, run_cli, save_tiny_multistyle_model
+from tests.helpers import make_video, photo, read_video, run_cli, save_tiny_multistyle_model
 
 NAMES = ["mosaic", "candy", "udnie"]
 
@@ -253,6 +253,37 @@ def test_all_styles_is_one_forward_pass_per_photo(
         str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*.png")
     )
     assert written == sorted(f"{style}/{name}.png" for style in NAMES for name in "ab")
+
+
+@pytest.mark.parametrize("temporal", [None, 0.5])
+def test_all_styles_of_a_video_from_one_decode_and_one_pass_per_batch(
+    multi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, temporal: float | None
+) -> None:
+    path, _ = multi
+    clip = make_video(tmp_path / "clip.mp4", frames=6)
+    stylizer = stylenet.load(path, device="cpu", style=0)
+    passes: list[int] = []
+    run = stylizer.backend._run
+
+    def counting_run(images: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+        passes.append(len(images))
+        return run(images, rows)
+
+    monkeypatch.setattr(stylizer.backend, "_run", counting_run)
+    work = plan_styles([clip], tmp_path / "out.mp4", stylizer.styles)
+    summary = stylize_all(stylizer, work, Options(batch_size=4, temporal=temporal, progress=False))
+    assert summary.done == 3 and not summary.failed
+    assert passes == [4 * 3, 2 * 3]  # 6 frames in batches of 4, each frame in all 3 styles
+    # Each output is that style's video, as --style NAME writes it alone.
+    for name in NAMES:
+        alone = tmp_path / f"alone_{name}.mp4"
+        args = [str(path), str(clip), "-o", str(alone), "--style", name, "-q"]
+        assert stylize_main(args + ([] if temporal is None else ["--temporal", "0.5"])) == 0
+        together, _, _ = read_video(tmp_path / f"out_{name}.mp4")
+        assert (together - read_video(alone)[0]).abs().mean() < 2 / 255
+    # The styles differ from each other (not one style written three times).
+    videos = [read_video(tmp_path / f"out_{name}.mp4")[0] for name in NAMES]
+    assert (videos[0] - videos[1]).abs().mean() > 0.01
 
 
 def test_all_styles_needs_a_multi_style_model(model, tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from stylenet.io.video import (
     output_codecs,
     read_frames,
     transcode_video,
+    transcode_videos,
 )
 from tests.helpers import FPS, FRAMES, make_video, read_video
 
@@ -240,3 +241,51 @@ def test_a_variable_frame_rate_keeps_its_timestamps(tmp_path: Path) -> None:
     assert report.frames == len(shown)
     assert [round(t * 1000) for t in times] == [round(t * 1000) for t in source_times]
     assert [round(t * FPS) for t in times] == shown
+
+
+def test_several_outputs_from_one_decode(tmp_path: Path) -> None:
+    src = make_video(tmp_path / "talk.mp4", frames=12, audio="aac")
+    calls: list[int] = []
+
+    def both(x: Tensor) -> list[Tensor]:
+        calls.append(len(x))
+        return [1 - x, x]
+
+    dsts = [tmp_path / "out" / "inverted.mkv", tmp_path / "out" / "same.mkv"]
+    reports = transcode_videos(src, dsts, map_frames=both, batch_size=4, progress=False)
+    assert calls == [4, 4, 4]  # each batch of frames mapped once for both outputs
+    assert [r.output for r in reports] == dsts and all(r.frames == 12 for r in reports)
+    source, source_times, _ = read_video(src)
+    for dst, want in zip(dsts, [1 - source, source], strict=True):
+        frames, times, rate = read_video(dst)
+        assert rate == FPS  # and every frame shown when it was (Matroska stores milliseconds)
+        assert [round(t * 1000) for t in times] == [round(t * 1000) for t in source_times]
+        assert (frames - want).abs().mean() < 0.03
+        with av.open(str(dst)) as container:  # each output has the audio, copied
+            assert container.streams.audio[0].codec_context.name == "aac"
+            assert sum(p.size for p in container.demux(audio=0)) > 0
+    if "libopus" in av.codecs_available:  # re-encoded: one encoder per output
+        webms = [tmp_path / "a.webm", tmp_path / "b.webm"]
+        reports = transcode_videos(src, webms, map_frames=both, progress=False)
+        assert all(r.audio.startswith("re-encoded") for r in reports)
+        for dst in webms:
+            with av.open(str(dst)) as container:
+                assert sum(f.samples for f in container.decode(audio=0)) > 0
+
+
+def test_several_outputs_are_refused_together(clip: Path, tmp_path: Path) -> None:
+    (tmp_path / "b.mp4").write_bytes(b"keep")
+    with pytest.raises(FileExistsError, match=r"b\.mp4"):
+        transcode_videos(
+            clip, [tmp_path / "a.mp4", tmp_path / "b.mp4"], map_frames=lambda x: [x, x]
+        )
+    with pytest.raises(ValueError, match="one format"):
+        transcode_videos(
+            clip, [tmp_path / "a.mp4", tmp_path / "a.mkv"], map_frames=lambda x: [x, x]
+        )
+    with pytest.raises(ValueError, match="2 output"):  # one batch for two outputs
+        transcode_videos(
+            clip, [tmp_path / "a.mp4", tmp_path / "c.mp4"], map_frames=lambda x: [x], progress=False
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.mp4"]  # nothing half-written
+    assert (tmp_path / "b.mp4").read_bytes() == b"keep"

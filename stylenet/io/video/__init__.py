@@ -2,6 +2,7 @@
 
 - `transcode`: `transcode_video` decodes a video, maps its frames in batches and encodes the
   result with the input's size, rate and timestamps (stylization is one such map);
+  `transcode_videos` writes several maps of one decode (every style of a multi-style model);
   `read_frames` just decodes;
 - `codecs`: which container, encoder, pixel format and quality an output gets;
 - `timing`: the time-base arithmetic that keeps frame timing exact;
@@ -12,7 +13,13 @@ How much a stylized video flickers is measured in the evaluation layer
 """
 
 from stylenet.io.video.codecs import VIDEO_EXTENSIONS, is_video, output_codecs
-from stylenet.io.video.transcode import VideoReadError, VideoReport, read_frames, transcode_video
+from stylenet.io.video.transcode import (
+    VideoReadError,
+    VideoReport,
+    read_frames,
+    transcode_video,
+    transcode_videos,
+)
 
 __all__ = [
     "VIDEO_EXTENSIONS",
@@ -22,4 +29,5 @@ __all__ = [
     "output_codecs",
     "read_frames",
     "transcode_video",
+    "transcode_videos",
 ]

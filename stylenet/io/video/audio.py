@@ -30,7 +30,8 @@ EDIT_LIST_FORMATS: frozenset[str] = frozenset({"mp4", "mov"})
 
 
 class AudioTrack:
-    """The input's first audio stream on its way into one output container.
+    """The input's first audio stream on its way into one or more output containers of one
+    format (the same video written several ways shares one decode: `transcode_videos`).
 
     Args:
         container: The input.
@@ -52,22 +53,25 @@ class AudioTrack:
         self.note = "none" if not audio else "dropped (audio=False)"
         self.src, self.fmt = src, fmt
         self.reencode = False
-        self.stream: av.AudioStream | None = None
+        self.outputs: list[tuple[av.container.OutputContainer, av.AudioStream]] = []
 
     def add_stream(self, out: av.container.OutputContainer) -> None:
-        """Add the output audio stream: a copy of the input's where the container takes its
-        codec, else an encoder for it; or none (the note says why)."""
+        """Add the output audio stream to `out`: a copy of the input's where the container
+        takes its codec, else an encoder for it; or none (the note says why). Every output
+        gets what the first got."""
         a = self.source
         if a is None:
             return
+        first = not self.outputs
         name = a.codec_context.name
-        if name in out.supported_codecs:
+        if name in out.supported_codecs and (first or not self.reencode):
             try:
-                self.stream = out.add_stream_from_template(a)
+                stream = out.add_stream_from_template(a)
             except (av.FFmpegError, ValueError) as err:
                 log.debug("copying %s audio into %s failed: %s", name, self.fmt, err)
             else:
                 self.note = f"copied ({name})"
+                self.outputs.append((out, stream))
                 return
         for enc in AUDIO_ENCODERS.get(self.fmt, ()):
             if not has_encoder(enc):
@@ -78,10 +82,12 @@ class AudioTrack:
             assert isinstance(encoder, av.AudioStream)
             encoder.layout = "mono" if a.channels == 1 else "stereo"
             self.note = f"re-encoded ({name} -> {enc})"
-            log.info(
-                "%s: audio %s does not fit %s; re-encoding to %s", self.src, name, self.fmt, enc
-            )
-            self.stream, self.reencode = encoder, True
+            if first:
+                log.info(
+                    "%s: audio %s does not fit %s; re-encoding to %s", self.src, name, self.fmt, enc
+                )
+            self.outputs.append((out, encoder))
+            self.reencode = True
             return
         log.warning(
             "%s: dropping the audio (%s): %s output can neither hold it nor has an audio encoder",
@@ -92,29 +98,33 @@ class AudioTrack:
         self.note = f"dropped ({name} does not fit {self.fmt})"
         self.source = None  # not even demuxed from here on
 
-    def mux(
-        self, out: av.container.OutputContainer, item: av.Packet | av.AudioFrame, clock: Timeline
-    ) -> None:
-        """Shift an audio packet (copy) or frame (re-encode) by the start offset and mux it."""
-        if self.stream is None:
+    def mux(self, item: av.Packet | av.AudioFrame, clock: Timeline) -> None:
+        """Shift an audio packet (copy) or frame (re-encode) by the start offset and mux it
+        into every output."""
+        if not self.outputs:
             return
         shift = clock.shift(item.time_base)
         if item.pts is not None:
             item.pts -= shift
         if isinstance(item, av.AudioFrame):
-            for packet in self.stream.encode(item):
-                self._mux_packet(out, packet)
+            for out, stream in self.outputs:
+                for packet in stream.encode(item):
+                    self._mux_packet(out, packet)
             return
         if item.dts is not None:
             item.dts -= shift
-        item.stream = self.stream
-        self._mux_packet(out, item)
+        for i, (out, stream) in enumerate(self.outputs):
+            # Muxing hands the packet's data to the muxer: each output but the last gets a copy.
+            packet = item if i == len(self.outputs) - 1 else _copy(item)
+            packet.stream = stream
+            self._mux_packet(out, packet)
 
-    def flush(self, out: av.container.OutputContainer) -> None:
-        """Drain a re-encoding audio encoder."""
-        if self.stream is not None and self.reencode:
-            for packet in self.stream.encode(None):
-                self._mux_packet(out, packet)
+    def flush(self) -> None:
+        """Drain re-encoding audio encoders."""
+        if self.reencode:
+            for out, stream in self.outputs:
+                for packet in stream.encode(None):
+                    self._mux_packet(out, packet)
 
     def _mux_packet(self, out: av.container.OutputContainer, packet: av.Packet) -> None:
         if self.fmt not in EDIT_LIST_FORMATS and packet.pts is not None:
@@ -127,3 +137,14 @@ class AudioTrack:
             if end <= 0 or (self.fmt == "avi" and packet.pts < 0):
                 return
         out.mux(packet)
+
+
+def _copy(packet: av.Packet) -> av.Packet:
+    """A packet with `packet`'s data, timing, key-frame flag and side data."""
+    copy = av.Packet(bytes(packet))
+    copy.pts, copy.dts, copy.duration = packet.pts, packet.dts, packet.duration
+    copy.time_base = packet.time_base
+    copy.is_keyframe = packet.is_keyframe
+    for side in packet.iter_sidedata():
+        copy.set_sidedata(side)
+    return copy

@@ -11,10 +11,11 @@ RGB with the colour matrix the input is tagged with.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -26,7 +27,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from stylenet.errors import FileReadError
-from stylenet.io.files import atomic_write
+from stylenet.io.files import atomic_write_many
 from stylenet.io.images import float_to_uint8, uint8_to_float
 from stylenet.io.video.audio import AudioTrack
 from stylenet.io.video.codecs import (
@@ -182,22 +183,66 @@ def transcode_video(
             available encoder, `batch_size` < 1, or `map_frames` returns the wrong shape.
         VideoReadError: `src` is not a readable video (corrupt, no video stream, no frames).
     """
-    src, dst = Path(src), Path(dst)
+    (report,) = transcode_videos(
+        src,
+        [dst],
+        map_frames=lambda x: [map_frames(x)],
+        batch_size=batch_size,
+        overwrite=overwrite,
+        progress=progress,
+        codec=codec,
+        quality=quality,
+        pixel_format=pixel_format,
+        audio=audio,
+    )
+    return report
+
+
+def transcode_videos(
+    src: str | os.PathLike,
+    dsts: Sequence[str | os.PathLike],
+    *,
+    map_frames: Callable[[Tensor], Sequence[Tensor]],
+    batch_size: int = 4,
+    overwrite: bool = False,
+    progress: bool = True,
+    codec: str | None = None,
+    quality: int | None = None,
+    pixel_format: str | None = None,
+    audio: bool = True,
+) -> list[VideoReport]:
+    """`transcode_video` into several outputs at once from one decode of `src`: `map_frames`
+    returns one batch per output, in the order of `dsts` (e.g. a multi-style model's every style
+    in one pass). The outputs share one container format (one extension); all are moved into
+    place together at the end. Raises as `transcode_video`; also ValueError for no outputs or
+    outputs of different extensions, FileExistsError for an output named twice.
+    """
+    src, targets = Path(src), [Path(d) for d in dsts]
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     if not src.is_file():
         raise FileNotFoundError(f"video not found: {src}")
-    if dst.resolve() == src.resolve() or (dst.exists() and os.path.samefile(dst, src)):
-        raise ValueError(f"output {dst} is the input video: refusing to write over it")
-    fmt = output_format(dst)
+    if not targets:
+        raise ValueError("no output videos given")
+    for dst in targets:
+        if dst.resolve() == src.resolve() or (dst.exists() and os.path.samefile(dst, src)):
+            raise ValueError(f"output {dst} is the input video: refusing to write over it")
+    if len({d.suffix.lower() for d in targets}) > 1:
+        raise ValueError(
+            f"outputs of one decode share one format: {', '.join(map(str, targets))} differ"
+        )
+    fmt = output_format(targets[0])
     if codec is not None and not has_encoder(codec):
         raise ValueError(
             f"video encoder {codec!r} is not available in this FFmpeg build; "
-            f"for {dst.suffix} try one of: {', '.join(output_codecs(dst.suffix)) or 'none'}"
+            f"for {targets[0].suffix} try one of: "
+            f"{', '.join(output_codecs(targets[0].suffix)) or 'none'}"
         )
-    # Checked here as well as by atomic_write so that a refusal comes before opening the input.
-    if dst.exists() and not overwrite:
-        raise FileExistsError(f"{dst} already exists (pass overwrite=True to replace it)")
+    # Checked here as well as by atomic_write_many so that a refusal comes before opening the
+    # input.
+    for dst in targets:
+        if dst.exists() and not overwrite:
+            raise FileExistsError(f"{dst} already exists (pass overwrite=True to replace it)")
 
     start = time.perf_counter()
     with _open(src) as container:
@@ -213,32 +258,36 @@ def transcode_video(
             audio=audio,
             progress=progress,
         )
-        atomic_write(dst, job.write, overwrite=overwrite)
-    return VideoReport(
-        input=src,
-        output=dst,
-        frames=job.frames,
-        fps=float(job.clock.rate),
-        frame_rate=job.clock.rate,
-        width=job.width,
-        height=job.height,
-        seconds=time.perf_counter() - start,
-        duration=job.clock.duration(),
-        codec=job.codec,
-        pixel_format=job.pix_fmt,
-        audio=job.audio.note,
-    )
+        atomic_write_many(targets, job.write, overwrite=overwrite)
+    seconds = time.perf_counter() - start
+    return [
+        VideoReport(
+            input=src,
+            output=dst,
+            frames=job.frames,
+            fps=float(job.clock.rate),
+            frame_rate=job.clock.rate,
+            width=job.width,
+            height=job.height,
+            seconds=seconds,
+            duration=job.clock.duration(),
+            codec=job.codec,
+            pixel_format=job.pix_fmt,
+            audio=job.audio.note,
+        )
+        for dst in targets
+    ]
 
 
 class _Transcode:
-    """One `transcode_video` run: the input container in, one output file out."""
+    """One `transcode_videos` run: the input container in, one or more output files out."""
 
     def __init__(
         self,
         container: av.container.InputContainer,
         src: Path,
         *,
-        map_frames: Callable[[Tensor], Tensor],
+        map_frames: Callable[[Tensor], Sequence[Tensor]],
         batch_size: int,
         fmt: str,
         codec: str | None,
@@ -273,11 +322,13 @@ class _Transcode:
         )
         self.frames = 0
 
-    def write(self, fh: BinaryIO) -> None:
-        """Decode, map and encode the whole video into the open file `fh`."""
-        with av.open(fh, mode="w", format=self.fmt) as out:
-            vstream = self._add_video_stream(out)
-            self.audio.add_stream(out)
+    def write(self, handles: Sequence[BinaryIO]) -> None:
+        """Decode, map and encode the whole video into the open files `handles`."""
+        with contextlib.ExitStack() as stack:
+            outs = [stack.enter_context(av.open(fh, mode="w", format=self.fmt)) for fh in handles]
+            sinks = [(out, self._add_video_stream(out)) for out in outs]
+            for out in outs:
+                self.audio.add_stream(out)
             bar = tqdm(
                 total=expected_frames(self.video, self.container, self.clock.rate),
                 unit="frame",
@@ -293,17 +344,18 @@ class _Transcode:
                         pts.append(self.clock.next_pts(item))
                         batch.append(_to_rgb(item, self.width, self.height))
                         if len(batch) == self.batch_size:
-                            self._encode_batch(out, vstream, batch, pts, bar)
+                            self._encode_batch(sinks, batch, pts, bar)
                             batch, pts = [], []
                     else:
-                        self.audio.mux(out, item, self.clock)
+                        self.audio.mux(item, self.clock)
                 if batch:
-                    self._encode_batch(out, vstream, batch, pts, bar)
+                    self._encode_batch(sinks, batch, pts, bar)
             if self.frames == 0:
                 raise VideoReadError(self.src, "no decodable video frames")
-            for packet in vstream.encode(None):  # drain the encoder's look-ahead
-                out.mux(packet)
-            self.audio.flush(out)
+            for out, vstream in sinks:
+                for packet in vstream.encode(None):  # drain the encoder's look-ahead
+                    out.mux(packet)
+            self.audio.flush()
 
     def _add_video_stream(self, out: av.container.OutputContainer) -> av.VideoStream:
         stream = out.add_stream(self.codec, rate=self.clock.rate)
@@ -344,22 +396,25 @@ class _Transcode:
 
     def _encode_batch(
         self,
-        out: av.container.OutputContainer,
-        stream: av.VideoStream,
+        sinks: list[tuple[av.container.OutputContainer, av.VideoStream]],
         batch: list[np.ndarray],
         pts: list[int],
         bar: tqdm,
     ) -> None:
         x = uint8_to_float(np.stack(batch))  # (B, 3, H, W)
-        y = self.map_frames(x)
-        if not isinstance(y, Tensor) or y.shape != x.shape:
-            got = tuple(y.shape) if isinstance(y, Tensor) else type(y).__name__
-            raise ValueError(f"map_frames returned {got} for frames of shape {tuple(x.shape)}")
-        for image, t in zip(float_to_uint8(y), pts, strict=True):
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts = t
-            frame.time_base = self.clock.out_time_base
-            for packet in stream.encode(frame):
-                out.mux(packet)
+        ys = self.map_frames(x)
+        shapes = [tuple(y.shape) if isinstance(y, Tensor) else type(y).__name__ for y in ys]
+        if len(shapes) != len(sinks) or any(shape != x.shape for shape in shapes):
+            raise ValueError(
+                f"map_frames returned {shapes} for frames of shape {tuple(x.shape)}, "
+                f"{len(sinks)} output(s)"
+            )
+        for y, (out, stream) in zip(ys, sinks, strict=True):
+            for image, t in zip(float_to_uint8(y), pts, strict=True):
+                frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+                frame.pts = t
+                frame.time_base = self.clock.out_time_base
+                for packet in stream.encode(frame):
+                    out.mux(packet)
         self.frames += len(batch)
         bar.update(len(batch))
