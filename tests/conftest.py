@@ -30,6 +30,10 @@ SHARED_VGG19 = SHARED / "vgg19_features_imagenet_keras_kmeans256_fp16.safetensor
 os.environ["WANDB_MODE"] = "offline"
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ["HYDRA_FULL_ERROR"] = "1"
+# Model files run on eager PyTorch unless a test asks for another backend: the default ("auto":
+# ONNX Runtime on a CPU) converts each new model file to ONNX first (seconds each, for the
+# hundreds of tiny models the tests make). tests/inference/test_auto_backend.py tests the default.
+os.environ["STYLENET_BACKEND"] = "eager"
 
 
 def _real_weights(arch: str, shared: Path) -> None:

@@ -125,12 +125,16 @@ def add_files_arguments(parser: argparse.ArgumentParser, *, inputs: str) -> None
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """How the model runs (device, precision, backend, batch size) for stylize and upscale."""
-    from stylenet.inference.backends import BACKENDS, PRECISIONS
+    from stylenet.inference.backends import AUTO, BACKEND_ENV, BACKENDS, PRECISIONS
 
     parser.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     parser.add_argument("--precision", choices=list(PRECISIONS), default="fp32")
     parser.add_argument(
-        "--backend", choices=list(BACKENDS), help="default: from the model's format"
+        "--backend",
+        choices=[*BACKENDS, AUTO],
+        help=f"default ${BACKEND_ENV}, else auto: the fastest exact one for the device "
+        "(model.pt on a CPU: onnxruntime, converted once and cached; on a GPU: eager); an "
+        "export runs on its own",
     )
     parser.add_argument(
         "--batch-size", type=at_least(1), default=4, help="same-size images per forward pass"

@@ -458,7 +458,9 @@ def load(
         device: "cuda", "mps", "cpu" or None (auto: CUDA, else MPS, else CPU).
         precision: "fp32", "fp16" or "bf16" (where the device has it).
         channels_last: NHWC memory layout (eager and TorchScript).
-        backend: Force "eager", "torchscript" or "onnxruntime" (default: from the file).
+        backend: "eager", "torchscript", "onnxruntime" or "auto" (None: $STYLENET_BACKEND,
+            else auto: the fastest exact backend for the device and file,
+            `stylenet.inference.backends.choose_backend`).
         compile: `torch.compile` the eager network (faster for many same-size images).
         preserve_color: Default for luminance-only transfer (style models).
         strength: Default stylization strength in [0, 1] (style models).

@@ -11,11 +11,19 @@ A backend maps (B, 3, H, W) float images in [0, 1] of any H, W ≥ 1 to the netw
 
 A model file or checkpoint can also be run through ``torchscript`` or ``onnxruntime`` (converted
 in memory, as `stylenet.inference.export` would write it), which is how the backends are compared.
+
+By default (``backend="auto"``) a model file or checkpoint runs on the fastest backend measured to
+give the same outputs (`choose_backend`): ONNX Runtime on the CPU (its conversion cached in
+stylenet's cache, so it is paid once per model file), eager PyTorch on a GPU.
 """
 
 from __future__ import annotations
 
 import abc
+import functools
+import hashlib
+import importlib.util
+import logging
 import os
 import warnings
 from collections.abc import Mapping
@@ -27,14 +35,22 @@ import torch
 from torch import Tensor, nn
 
 from stylenet.errors import ConfigError
-from stylenet.inference.export import onnx_model_proto, script_wrapper
+from stylenet.inference.export import DEFAULT_OPSET, onnx_model_proto, script_wrapper
 from stylenet.inference.model_card import ModelCard
 from stylenet.inference.model_file import ModelFileError, open_model
 from stylenet.inference.styles import StyleKey, style_weights
+from stylenet.io.files import atomic_write
 from stylenet.models import ImageNetwork, PadCrop, StylePadCrop, SuperResolutionNet, TransformerNet
 from stylenet.models.padding import SizeRule
+from stylenet.weights.store import cache_dir
+
+log = logging.getLogger(__name__)
 
 BACKENDS = ("eager", "torchscript", "onnxruntime")
+AUTO = "auto"
+# Environment variable naming the backend a model file or checkpoint runs on where none is given
+# (default: `AUTO`); an export runs on its own whatever it says.
+BACKEND_ENV = "STYLENET_BACKEND"
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 # The backend each file format runs on by default.
@@ -85,7 +101,8 @@ class Backend(abc.ABC):
 
     Attributes:
         name: ``"eager"``, ``"torchscript"`` or ``"onnxruntime"``.
-        net: The network itself on the eager backend; None where an export hides it.
+        net: The network itself: on the eager backend, and beside a model file converted for
+            another backend (tiling runs it eagerly); None where an export hides it.
         device: Where the model runs, and where outputs are returned, except that
             ``onnxruntime`` always returns CPU tensors (ONNX Runtime hands back host memory).
         precision: ``"fp32"``, ``"fp16"`` or ``"bf16"``.
@@ -264,10 +281,11 @@ class OnnxRuntimeBackend(Backend):
         format: str,
         device: torch.device,
         explicit_device: bool,
+        net: ImageNetwork | None = None,
     ) -> None:
         import onnxruntime as ort
 
-        self.source, self.format = source, format
+        self.source, self.format, self.net = source, format, net
         providers = ["CPUExecutionProvider"]
         if device.type == "cuda":
             if "CUDAExecutionProvider" in ort.get_available_providers():
@@ -323,9 +341,12 @@ def load_backend(
         device: Torch device; None picks CUDA, else MPS, else the CPU.
         precision: ``"fp32"``, ``"fp16"`` (GPU only) or ``"bf16"``; ONNX Runtime is fp32 only.
         channels_last: Run convolutions in channels-last memory format (eager/TorchScript).
-        backend: Force ``"eager"``, ``"torchscript"`` or ``"onnxruntime"``; None runs each
-            format on its own backend. A model.pt or .ckpt can run on all three (converted in
-            memory); an exported file only on its own.
+        backend: ``"eager"``, ``"torchscript"``, ``"onnxruntime"`` or ``"auto"``; None:
+            ``$STYLENET_BACKEND`` (for model files: an export runs on its own), else
+            ``"auto"``. Auto runs an export on its own backend and a
+            model.pt or .ckpt on the fastest exact one for the device (`choose_backend`). A
+            model.pt or .ckpt can run on all three (converted); an exported file only on its
+            own.
         compile: Run the eager network through `torch.compile` (eager backend only).
         style: Which style of a multi-style model (name or index); required for those unless
             `mix` is given. A one-style model accepts its own name or 0.
@@ -359,9 +380,19 @@ def load_backend(
         weights = style_weights(names, style=style, mix=mix)  # checks a one-style model's name
         if net.num_styles == 1:
             weights = None
-    name = backend or FORMAT_BACKEND[fmt]
-    if name not in BACKENDS:
-        raise ConfigError(f"backend must be one of {BACKENDS}, got {name!r}")
+    name = backend or os.environ.get(BACKEND_ENV) or AUTO
+    if name not in (*BACKENDS, AUTO):
+        where = f"${BACKEND_ENV}" if backend is None else "backend"
+        raise ConfigError(f"{where} must be one of {(*BACKENDS, AUTO)}, got {name!r}")
+    if name == AUTO or (backend is None and fmt in ("torchscript", "onnx")):
+        name, why = choose_backend(
+            fmt,
+            resolve_device(device),
+            precision=precision,
+            channels_last=channels_last,
+            compile=compile,
+        )
+        log.info("%s: backend %s (%s)", path, name, why)
     if fmt in ("torchscript", "onnx") and name != FORMAT_BACKEND[fmt]:
         raise ConfigError(
             f"{path} is an exported {fmt} model: it runs on backend {FORMAT_BACKEND[fmt]!r}, "
@@ -374,6 +405,73 @@ def load_backend(
     loaded.style_weights = weights
     loaded.task, loaded.scale, loaded.card = task, scale, card
     return loaded
+
+
+def choose_backend(
+    fmt: str, device: torch.device, *, precision: str, channels_last: bool, compile: bool
+) -> tuple[str, str]:
+    """The backend ``"auto"`` picks, and why: the fastest measured to give eager fp32's outputs
+    (README, "Which backend"; scripts/bench_stylize.py).
+
+    - an export: its own backend;
+    - an option only PyTorch honours (bf16/fp16, channels-last, compile): eager;
+    - the CPU: ONNX Runtime where it is installed (1024²: 0.55-0.62× eager's time here, outputs
+      within 4e-6);
+    - a GPU: eager fp32 (on an H200, channels-last, fp16, bf16 and TorchScript were slower, and
+      compile won only at the first size it compiled for).
+    """
+    if fmt in ("torchscript", "onnx"):
+        return FORMAT_BACKEND[fmt], f"an exported {fmt} file"
+    asked = [
+        option
+        for option, on in [
+            (f"precision {precision}", precision != "fp32"),
+            ("channels-last", channels_last),
+            ("compile", compile),
+        ]
+        if on
+    ]
+    if asked:
+        return "eager", f"{', '.join(asked)} runs on eager PyTorch"
+    if device.type == "cpu":
+        if importlib.util.find_spec("onnxruntime") is None:
+            return (
+                "eager",
+                "onnxruntime is not installed: pip install onnxruntime for ~0.6× the time",
+            )
+        return "onnxruntime", "fastest exact on the CPU"
+    return "eager", f"fastest exact on {device.type}"
+
+
+def converted_onnx(path: Path, net: ImageNetwork) -> Path | bytes:
+    """`net` (loaded from the model file `path`) as an ONNX model: the cached file in
+    stylenet's cache (``onnx/``, keyed by the model file's content, the opset and torch's
+    version) if there is one, else converted now (seconds) and cached for the next time; the
+    model's bytes where the cache cannot be written."""
+    key = f"{_file_digest(path)}-opset{DEFAULT_OPSET}-torch{torch.__version__}"
+    cached = cache_dir() / "onnx" / f"{key.replace('+', '_')}.onnx"
+    if cached.is_file():
+        return cached
+    log.info("%s: converting to ONNX for onnxruntime (once; cached in %s)", path, cached.parent)
+    model = onnx_model_proto(net).SerializeToString()
+    try:
+        atomic_write(cached, lambda fh: fh.write(model), overwrite=True)
+    except OSError as err:
+        log.warning("cannot cache the ONNX conversion of %s in %s: %s", path, cached.parent, err)
+        return model
+    return cached
+
+
+def _file_digest(path: Path) -> str:
+    stat = path.stat()
+    return _digest(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _digest(path: str, mtime_ns: int, size: int) -> str:
+    """SHA-256 of a file's content (hex, 32 digits), once per version of the file."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()[:32]
 
 
 def model_task(net: ImageNetwork | None, card: ModelCard) -> str:
@@ -405,10 +503,38 @@ def _load(
             raise ConfigError(f"the onnxruntime backend runs fp32 only, got {precision!r}")
         if channels_last:
             raise ConfigError("channels_last applies to the eager and torchscript backends only")
-        model: Path | bytes = path if net is None else onnx_model_proto(net).SerializeToString()
-        return OnnxRuntimeBackend(
-            model, source=path, format=fmt, device=dev, explicit_device=device is not None
-        )
+        if net is None:
+            return OnnxRuntimeBackend(
+                path, source=path, format=fmt, device=dev, explicit_device=device is not None
+            )
+        model = converted_onnx(path, net)
+        tile_net = net  # tiling runs it eagerly: the chosen style's network
+        if weights is not None and isinstance(net, TransformerNet) and net.num_styles > 1:
+            tile_net = net.bind(weights.to(torch.float32)).eval()
+        try:
+            return OnnxRuntimeBackend(
+                model,
+                source=path,
+                format=fmt,
+                device=dev,
+                explicit_device=device is not None,
+                net=tile_net,
+            )
+        except ModelFileError:
+            if not isinstance(model, Path):
+                raise
+            log.warning(
+                "%s: the cached ONNX conversion %s is unreadable; converting again", path, model
+            )
+            model.unlink(missing_ok=True)
+            return OnnxRuntimeBackend(
+                converted_onnx(path, net),
+                source=path,
+                format=fmt,
+                device=dev,
+                explicit_device=device is not None,
+                net=tile_net,
+            )
 
     if name == "torchscript":
         if net is None:
