@@ -156,7 +156,7 @@ def test_a_command_refuses_a_planted_model_in_one_line(command: str, command_run
 
 def test_the_app_does_not_offer_a_planted_model(tmp_path: Path, marker: Path) -> None:
     pytest.importorskip("gradio")
-    from stylenet.cli.app import find_models
+    from stylenet.inference.serving import find_models
     from tests.helpers import save_tiny_model
 
     save_tiny_model(tmp_path / "good")

@@ -10,7 +10,7 @@ import contextlib
 import io
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -422,6 +422,21 @@ def find_images(root: str | os.PathLike[str], *, recursive: bool = True) -> list
             f"({', '.join(sorted(IMAGE_EXTENSIONS))})"
         )
 
+    return walk_files(root, _is_image_name, recursive=recursive)
+
+
+def walk_files(
+    root: str | os.PathLike[str], accept: Callable[[str], bool], *, recursive: bool = True
+) -> list[Path]:
+    """The files under the folder `root` whose names `accept` takes, sorted; folders whose names
+    start with "." are skipped, symlinked folders followed (each real folder once), and a
+    sub-folder that cannot be listed is skipped with a warning (`find_images`; also the model
+    files a server or the app offers).
+
+    Raises:
+        FolderReadError: ``root`` itself cannot be listed.
+    """
+    root = Path(root)
     found: list[Path] = []
     seen_dirs: set[str] = set()
 
@@ -443,7 +458,7 @@ def find_images(root: str | os.PathLike[str], *, recursive: bool = True) -> list
         else:
             dirnames[:] = []
         base = Path(dirpath)
-        found.extend(base / f for f in filenames if _is_image_name(f))
+        found.extend(base / f for f in filenames if accept(f))
     found = [p for p in found if p.is_file()]
     found.sort()
     return found

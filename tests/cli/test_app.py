@@ -27,22 +27,18 @@ import stylenet.cli.app as app
 from stylenet.cli.app import (
     CONCURRENCY,
     KEEP_FILES,
-    MAX_PIXELS,
-    Models,
     build_app,
     build_parser,
-    find_models,
     import_gradio,
     main,
     output_name,
     remove_old_results,
-    style_choice,
-    stylize_photo,
     user_message,
 )
 from stylenet.errors import ConfigError, StylenetError
 from stylenet.inference.api import InputImageError
 from stylenet.inference.model_file import ModelFileError
+from stylenet.inference.serving import MAX_PIXELS, Models, find_models, style_choice, stylize_photo
 from stylenet.io.images import ImageReadError, load_image
 from tests.helpers import (
     REPO,
@@ -263,8 +259,7 @@ def test_stylize_photo_refuses_too_many_pixels_from_the_header(tmp_path: Path, m
         stylize_photo(models.get("one"), bomb)
     assert time.perf_counter() - start < 1.0  # read from the header: 100 MP never decoded
     assert str(err.value) == (
-        "bomb.png is 10000×10000 px (100 MP): this page takes photos of up to 50 MP; "
-        "shrink it first"
+        "bomb.png is 10000×10000 px (100 MP): photos of up to 50 MP are taken; shrink it first"
     )
     image = load_image(photo(tmp_path / "p.png", size=(90, 60)))
     with pytest.raises(InputImageError, match=r"the photo is 90×60 px .* up to 0.001 MP"):
@@ -380,7 +375,9 @@ def test_a_huge_photo_is_refused_from_its_header(tmp_path: Path, models) -> None
     with _served(build_app(models, out_dir=tmp_path / "out")) as client:
         start = time.perf_counter()
         job = client.submit("one", [], bomb, 1.0, False, None, api_name="/stylize")
-        with pytest.raises(AppError, match=r"^bomb.png is 10000×10000 px \(100 MP\): this page "):
+        with pytest.raises(
+            AppError, match=r"^bomb.png is 10000×10000 px \(100 MP\): photos of up to "
+        ):
             job.result(timeout=20)  # decoded and stylized, it would take minutes
         assert time.perf_counter() - start < 10
 
@@ -513,7 +510,7 @@ def test_the_pixel_cap_counts_an_upscales_output(tmp_path: Path, sr_models) -> N
     with pytest.raises(InputImageError) as err:
         stylize_photo(sr, src, max_pixels=20_000)
     assert str(err.value) == (
-        "p.png upscaled ×4 would be 240×160 px (0 MP): this page makes images of up to 0.02 MP; "
+        "p.png upscaled ×4 would be 240×160 px (0 MP): results of up to 0.02 MP are made; "
         "set a max side of 43 px or less"
     )
     fits = stylize_photo(sr, src, max_pixels=20_000, max_side=43)
