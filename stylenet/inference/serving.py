@@ -110,8 +110,8 @@ def _unique_tails(files: dict[Path, int]) -> list[str]:
 
 def _models_in(folder: Path) -> list[Path]:
     """The model files under `folder` (see `find_models`), sorted."""
-    suffixes = MODEL_SUFFIXES + CHECKPOINT_SUFFIXES
-    files = walk_files(folder, lambda name: os.path.splitext(name)[1].lower() in suffixes)
+    wanted = MODEL_SUFFIXES + CHECKPOINT_SUFFIXES
+    files = walk_files(folder, lambda name: os.path.splitext(name)[1].lower() in wanted)
     for suffixes in (MODEL_SUFFIXES, CHECKPOINT_SUFFIXES):
         models = []
         for path in (f for f in files if f.suffix.lower() in suffixes):
