@@ -12,6 +12,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -382,12 +383,23 @@ def save_image(
     """
     path = Path(path)
     fmt = image_format(path)
+    return atomic_write(path, lambda fh: _write(image, fh, fmt), overwrite=overwrite)
+
+
+def encode_image(image: Tensor | Image.Image, fmt: str) -> bytes:
+    """An image as the bytes of a file in Pillow format `fmt` (``"JPEG"``, ``"PNG"``,
+    ``"WEBP"``), written as `save_image` writes it."""
+    buffer = io.BytesIO()
+    _write(image, buffer, fmt)
+    return buffer.getvalue()
+
+
+def _write(image: Tensor | Image.Image, fh: BinaryIO, fmt: str) -> None:
     img = tensor_to_pil(image) if isinstance(image, Tensor) else image
     if fmt in ("JPEG", "MPO") and img.mode not in ("RGB", "L", "CMYK"):
         img = _to_rgb(img)
     params = {"quality": _JPEG_QUALITY} if fmt in ("JPEG", "MPO", "WEBP") else {}
-
-    return atomic_write(path, lambda fh: img.save(fh, format=fmt, **params), overwrite=overwrite)
+    img.save(fh, format=fmt, **params)
 
 
 def find_images(root: str | os.PathLike[str], *, recursive: bool = True) -> list[Path]:
