@@ -126,12 +126,11 @@ def load(url: str, bodies: list[bytes], clients: int, max_seconds: float) -> Lev
     """`clients` threads send `bodies` (shared out in order) one request at a time each."""
     level = Level()
     deadline = time.monotonic() + max_seconds
-    queue = list(enumerate(bodies))
 
     def client(k: int) -> list[tuple[int, float]]:
         done = []
         with httpx.Client(timeout=600) as session:
-            for i, body in queue[k::clients]:
+            for body in bodies[k::clients]:
                 if time.monotonic() > deadline:
                     break
                 start = time.perf_counter()
@@ -206,7 +205,8 @@ def main() -> None:
             + "\n"
         )
         print(
-            "| server batch | photos | clients | img/s | × in-process | p50 s | p99 s | 200 / 4xx / lost |"
+            "| server batch | photos | clients | img/s | × in-process | p50 s | p99 s "
+            "| 200 / 4xx / lost |"
         )
         print("|---|---|---|---|---|---|---|---|")
         for batch in args.batch_sizes:
