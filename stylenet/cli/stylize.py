@@ -91,6 +91,18 @@ def build_parser() -> ArgumentParser:
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     add_style_arguments(p, all_styles=True)
+    spread = p.add_argument_group(
+        "many devices and nodes (photos; Lightning's Trainer.predict, README \"Batch "
+        'stylization at scale")'
+    )
+    spread.add_argument(
+        "--devices",
+        help="stylize on this many devices (a count, or auto: all); outputs already written are "
+        "skipped, so a killed job can be started again",
+    )
+    spread.add_argument(
+        "--num-nodes", type=at_least(1), default=None, help="machines (with --devices each)"
+    )
     return p
 
 
@@ -122,6 +134,8 @@ def _options(args: argparse.Namespace) -> Options:
 
 def _stylize(args: argparse.Namespace) -> int:
     options = _options(args)
+    if args.devices is not None or args.num_nodes is not None:
+        return _stylize_distributed(args, options)
     if not args.all_styles:
         work = plan(args.inputs, args.output, overwrite=args.overwrite)
     card = read_card(args.model)
@@ -164,6 +178,61 @@ def _stylize(args: argparse.Namespace) -> int:
     if len(photos) == 1 and summary.done == len(work.jobs):
         for job in work.jobs:
             print(f"wrote {job.dst}")
+    return EXIT_FAILED if summary.failed else EXIT_OK
+
+
+def _stylize_distributed(args: argparse.Namespace, options: Options) -> int:
+    """--devices / --num-nodes: photos spread over processes (`stylize_distributed`)."""
+    devices: int | str = args.devices or "auto"
+    if devices != "auto":
+        if not str(devices).isdigit() or int(devices) < 1:
+            raise ConfigError(f"--devices must be a positive count or auto, got {devices!r}")
+        devices = int(devices)
+    for flag, on in [
+        ("--all-styles", args.all_styles),
+        ("--temporal", args.temporal is not None),
+        ("--compile", args.compile),
+    ]:
+        if on:
+            raise ConfigError(f"{flag} does not apply with --devices/--num-nodes (photos only)")
+    accelerator = {None: "auto", "cpu": "cpu", "cuda": "gpu", "mps": "mps"}.get(args.device)
+    if accelerator is None:
+        raise ConfigError(f"--device {args.device!r} with --devices: use cpu, cuda or mps")
+    card = read_card(args.model)
+    styles = int(card.config.get("num_styles", 1))
+    if styles > 1 and args.style is None and args.mix is None:
+        raise ConfigError(
+            f"{args.model} carries {styles} styles: choose one with --style NAME|INDEX or blend "
+            "them with --mix NAME:W,..."
+        )
+    work = plan(args.inputs, args.output, overwrite=True, videos=False)
+    from stylenet.inference.distributed import stylize_distributed
+
+    summary = stylize_distributed(
+        args.model,
+        work.jobs,
+        options,
+        output=args.output if not args.output.suffix else args.output.parent,
+        accelerator=accelerator,
+        devices=devices,
+        num_nodes=args.num_nodes or 1,
+        load_options={
+            "precision": args.precision,
+            "channels_last": args.channels_last,
+            "backend": args.backend,
+            **chosen_style(args),
+        },
+    )
+    if summary is None:  # not rank 0: rank 0 reports
+        return EXIT_OK
+    for src, reason in work.missing:
+        summary.failed.append((src, reason))
+    for src, reason in summary.failed:
+        print(f"FAILED {src}: {reason}", file=sys.stderr)
+    print(
+        f"done {summary.done}, skipped {summary.skipped} (already written), failed "
+        f"{len(summary.failed)}; {summary.processes} process(es)"
+    )
     return EXIT_FAILED if summary.failed else EXIT_OK
 
 

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 # What one input may fail with and the run still go on: a bad or too-small file, a refused
 # output path, a photo too large for the device.
-_INPUT_ERRORS = (StylenetError, OSError, Image.DecompressionBombError, torch.OutOfMemoryError)
+INPUT_ERRORS = (StylenetError, OSError, Image.DecompressionBombError, torch.OutOfMemoryError)
 # Bytes per pixel of a photo held on the host while it is stylized, tiled or not: the resized
 # photo and its array, then the result's array and the result image (per pixel of the result,
 # ×scale² for a super-resolution model), 8-bit RGB each.
@@ -252,7 +252,7 @@ def _stylize_images(
             job.size = _target_size(job.src, options.max_side, options.scale)
             stylizer.check_input_size(job.size[1], job.size[0])
             _check_room(job.size, stylizer.scale)
-        except _INPUT_ERRORS as err:
+        except INPUT_ERRORS as err:
             summary.fail(job.src, str(err) or type(err).__name__)
         else:
             ready.append(job)
@@ -282,7 +282,7 @@ def _stylize_images(
             batch = group[i : i + step]
             try:
                 _stylize_batch(stylizer, batch, options, summary, tiled=tiled)
-            except _INPUT_ERRORS as err:
+            except INPUT_ERRORS as err:
                 for job in batch:
                     summary.fail(job.src, str(err) or type(err).__name__)
             bar.update(len(batch))
@@ -299,7 +299,7 @@ def _stylize_batch(
             if job.src not in decoded:
                 decoded[job.src] = _load(job)
             loaded.append((job, decoded[job.src]))
-        except _INPUT_ERRORS as err:
+        except INPUT_ERRORS as err:
             summary.fail(job.src, str(err))
     if not loaded:
         return
@@ -339,7 +339,7 @@ def _stylize_batch(
     for (job, img), out in zip(loaded, outputs, strict=True):
         try:
             save_image(out, job.dst, overwrite=options.overwrite)
-        except _INPUT_ERRORS as err:  # e.g. an unwritable folder: this photo fails, others go on
+        except INPUT_ERRORS as err:  # e.g. an unwritable folder: this photo fails, others go on
             summary.fail(job.src, f"cannot write {job.dst}: {err}")
             continue
         summary.done += 1
@@ -383,7 +383,7 @@ def _stylize_videos(
                 overwrite=options.overwrite,
                 progress=options.progress,
             )
-        except (*_INPUT_ERRORS, ValueError) as err:
+        except (*INPUT_ERRORS, ValueError) as err:
             summary.fail(src, str(err))
             continue
         report = reports[0]
