@@ -220,16 +220,7 @@ class Stylizer:
         if not isinstance(image, Image.Image):
             image = load_image(image)
         me.check_input_size(image.height, image.width)
-        if tile is None and me.needs_tiling(image.height, image.width):
-            tile = me.default_tile
-            log.warning(
-                "a %d×%d photo needs more memory untiled than is free; %s it in %d-px tiles "
-                "(set tile= to choose)",
-                image.width,
-                image.height,
-                "upscaling" if me.task == "superres" else "stylizing",
-                tile,
-            )
+        tile = me.choose_tile(image.height, image.width, tile)
         if tile and me.task == "superres":
             return me._upscale_tiled(
                 image, tile=tile, overlap=overlap, match_histograms=mh, progress=progress
@@ -332,6 +323,28 @@ class Stylizer:
         device's free memory (0: even one must be tiled)."""
         budget = _MEMORY_SHARE * free_memory(self.device)
         return int(budget // max(1, self.untiled_bytes(height, width)))
+
+    def choose_tile(
+        self, height: int, width: int, tile: int | None = None, count: int = 1
+    ) -> int | None:
+        """The tile side (input px) `count` photo(s) of this size are stylized in: `tile` when
+        asked, `default_tile` (with a warning) when one untiled pass would take more than half
+        the free memory, else None: one pass. The one place this is decided; the CLI, the API,
+        the app, the server and --devices all ask here and report what it said."""
+        if tile:
+            return tile
+        if not self.needs_tiling(height, width):
+            return None
+        log.warning(
+            "%d photo(s) of %d×%d need more memory untiled than is free; %s them in %d-px "
+            "tiles (set a tile size to choose)",
+            count,
+            width,
+            height,
+            "upscaling" if self.task == "superres" else "stylizing",
+            self.default_tile,
+        )
+        return self.default_tile
 
     def needs_tiling(self, height: int, width: int) -> bool:
         """Whether one untiled pass would take more than half the device's free memory."""

@@ -263,25 +263,18 @@ def _stylize_images(
     bar = tqdm(total=len(ready), unit="img", desc="stylize", disable=not options.progress)
     for (width, height), same_size in groupby(ready, key=lambda j: j.size):
         group = list(same_size)
-        # Fewer photos per pass where memory is short; tiled one by one when asked, or when
-        # even one is too large for the free memory.
-        fits = stylizer.batch_capacity(height, width)
-        tiled = bool(options.tile) or fits < 1
-        if fits < 1 and not options.tile:
-            log.warning(
-                "%d photo(s) of %d×%d need more memory untiled than is free; %s them in "
-                "%d-px tiles (--tile to choose)",
-                len(group),
-                width,
-                height,
-                "upscaling" if stylizer.task == "superres" else "stylizing",
-                stylizer.default_tile,
-            )
-        step = 1 if tiled else min(options.batch_size * per_photo, fits)
+        # Tiled one by one when asked, or when even one is too large for the free memory
+        # (`Stylizer.choose_tile`); else fewer photos per pass where memory is short.
+        tile = stylizer.choose_tile(height, width, options.tile, count=len(group))
+        step = (
+            1
+            if tile
+            else min(options.batch_size * per_photo, stylizer.batch_capacity(height, width))
+        )
         for i in range(0, len(group), step):
             batch = group[i : i + step]
             try:
-                _stylize_batch(stylizer, batch, options, summary, tiled=tiled)
+                _stylize_batch(stylizer, batch, options, summary, tile=tile)
             except INPUT_ERRORS as err:
                 for job in batch:
                     summary.fail(job.src, str(err) or type(err).__name__)
@@ -290,7 +283,12 @@ def _stylize_images(
 
 
 def _stylize_batch(
-    stylizer: Stylizer, batch: list[Job], options: Options, summary: Summary, *, tiled: bool
+    stylizer: Stylizer,
+    batch: list[Job],
+    options: Options,
+    summary: Summary,
+    *,
+    tile: int | None,
 ) -> None:
     decoded: dict[Path, Image.Image] = {}  # each photo decoded once, whatever its styles
     loaded: list[tuple[Job, Image.Image]] = []
@@ -304,11 +302,11 @@ def _stylize_batch(
     if not loaded:
         return
     start = time.perf_counter()
-    if tiled:
+    if tile:
         outputs = [
             stylizer(
                 img,
-                tile=options.tile or stylizer.default_tile,
+                tile=tile,
                 overlap=options.overlap,
                 stats_size=options.stats_size,
                 preserve_color=options.preserve_color,

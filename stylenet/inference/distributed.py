@@ -107,15 +107,13 @@ class _Stylize(pl.LightningModule):
             if item["image"] is not None:
                 try:
                     image = tensor_to_pil(item["image"])
-                    tiled = bool(self.options.tile) or stylizer.needs_tiling(
-                        image.height, image.width
-                    )
+                    tile = stylizer.choose_tile(image.height, image.width, self.options.tile)
                     item["output"] = stylizer(
                         image,
                         preserve_color=self.options.preserve_color,
                         strength=self.options.strength,
                         match_histograms=self.options.match_histograms,
-                        tile=self.options.tile or (stylizer.default_tile if tiled else None),
+                        tile=tile,
                         overlap=self.options.overlap,
                         stats_size=self.options.stats_size,
                     )

@@ -257,36 +257,34 @@ class StylizeAPI(ls.LitAPI):
         with self.models.borrow(first.model) as base:
             stylizer = base.with_style(**first.choice) if first.choice else base
             width, height = first.image.size
-            tiled = bool(self.tile) or stylizer.needs_tiling(height, width)
-            step = 1 if tiled else max(1, stylizer.batch_capacity(height, width))
+            tile = stylizer.choose_tile(height, width, self.tile, count=len(jobs))
+            step = 1 if tile else max(1, stylizer.batch_capacity(height, width))
             answers: list[Answer | Refusal] = []
             for start in range(0, len(jobs), step):
                 chunk = jobs[start : start + step]
                 begin = time.perf_counter()
-                images = _stylize(stylizer, chunk, tile=self.tile, tiled=tiled)
+                images = _stylize(stylizer, chunk, tile=tile)
                 seconds = time.perf_counter() - begin
                 for job, image in zip(chunk, images, strict=True):
                     answers.append(
                         Answer(
                             image,
                             job.format,
-                            _info(stylizer, job, image, seconds, len(chunk), tiled, self.tile),
+                            _info(stylizer, job, image, seconds, len(chunk), tile),
                         )
                     )
         return answers
 
 
-def _stylize(
-    stylizer: Stylizer, jobs: list[Job], *, tile: int | None, tiled: bool
-) -> list[Image.Image]:
+def _stylize(stylizer: Stylizer, jobs: list[Job], *, tile: int | None) -> list[Image.Image]:
     first = jobs[0]
-    if tiled or len(jobs) == 1:
+    if tile or len(jobs) == 1:
         outputs = []
         for job in jobs:
             out = stylizer(
                 job.image,
                 match_histograms=job.match_histograms,
-                tile=tile or (stylizer.default_tile if tiled else None),
+                tile=tile,
                 strength=first.strength,
                 preserve_color=first.preserve_color,
             )
@@ -313,7 +311,6 @@ def _info(
     out: Image.Image,
     seconds: float,
     batch: int,
-    tiled: bool,
     tile: int | None,
 ) -> str:
     w, h = job.image.size
@@ -321,9 +318,7 @@ def _info(
     if stylizer.task == "superres":
         size += f" upscaled x{stylizer.scale} to {out.width}x{out.height} px"
     parts = [f"{size} in {seconds:.3f} s ({stylizer.backend.name} on {stylizer.device})"]
-    parts.append(
-        f"tiled in {tile or stylizer.default_tile}-px tiles" if tiled else f"batch of {batch}"
-    )
+    parts.append(f"tiled in {tile}-px tiles" if tile else f"batch of {batch}")
     return "; ".join(parts + job.notes)
 
 

@@ -291,7 +291,8 @@ def stylize_photo(
     if (size := fit_size(image.size, max_side=max_side or None)) != image.size:
         image = image.resize(size, Image.Resampling.LANCZOS)
     stylizer.check_input_size(image.height, image.width)
-    tiled = bool(tile) or stylizer.needs_tiling(image.height, image.width)
+    used = stylizer.choose_tile(image.height, image.width, tile)
+    tiled = used is not None
     verb = "upscaling" if upscale else "stylizing"
     step(0.1, f"{verb} in tiles" if tiled else verb)
     start = time.perf_counter()
@@ -300,7 +301,7 @@ def stylize_photo(
         strength=strength,
         preserve_color=preserve_color,
         match_histograms=match_histograms,
-        tile=tile or (stylizer.default_tile if tiled else None),
+        tile=used,
         progress=tiled and progress is not None,  # a tqdm bar over the tiles, which gradio shows
         **choice,
     )
@@ -315,7 +316,7 @@ def stylize_photo(
         parts.append(f"resized from {original[0]}×{original[1]}")
     if tiled:
         why = "as asked" if tile else "too large for the free memory in one pass"
-        parts.append(f"tiled in {tile or stylizer.default_tile}-px tiles ({why})")
+        parts.append(f"tiled in {used}-px tiles ({why})")
     else:
         parts.append("one pass, not tiled")
     return Result(out, "; ".join(parts + notes), tiled, seconds)
