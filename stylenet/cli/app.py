@@ -39,7 +39,15 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from stylenet.cli.common import EPILOG, EXIT_OK, ArgumentParser, at_least, report, run
+from stylenet.cli.common import (
+    EPILOG,
+    EXIT_OK,
+    ArgumentParser,
+    add_serving_arguments,
+    at_least,
+    report,
+    run,
+)
 from stylenet.errors import ConfigError, FileReadError, StylenetError
 from stylenet.inference.serving import MAX_PIXELS, Models, find_models, stylize_photo
 from stylenet.io.images import save_image
@@ -317,36 +325,11 @@ def build_parser() -> ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=f"Needs the app extra: {INSTALL_HINT}\n" + EPILOG,
     )
-    p.add_argument(
-        "models",
-        type=Path,
-        nargs="*",
-        default=[Path("outputs")],
-        metavar="MODEL_OR_FOLDER",
-        help="model files, or folders searched for them (default: outputs/, where "
-        "stylenet-train writes its runs)",
-    )
-    p.add_argument(
-        "--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1; 0.0.0.0: all)"
-    )
-    p.add_argument("--port", type=at_least(1), default=7860, help="port to serve on (default 7860)")
+    add_serving_arguments(p, port=7860)
     p.add_argument(
         "--share", action="store_true", help="also a public gradio.live link (needs internet)"
     )
     p.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
-    p.add_argument(
-        "--tile",
-        type=at_least(64),
-        help="always stylize in N-px tiles (default: only photos too large for the free memory)",
-    )
-    p.add_argument(
-        "--max-pixels",
-        type=at_least(64),
-        default=MAX_PIXELS,
-        metavar="N",
-        help=f"refuse photos of more than N pixels, read from the file's header before it is "
-        f"decoded (default {MAX_PIXELS}, {MAX_PIXELS / 1e6:g} MP)",
-    )
     p.add_argument(
         "--concurrency",
         type=at_least(1),

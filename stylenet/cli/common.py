@@ -196,3 +196,38 @@ def run(prog: str, body: Callable[[], int], *, debug: bool = False) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def add_serving_arguments(parser: argparse.ArgumentParser, *, port: int) -> None:
+    """What the page (stylenet-app) and the server (stylenet-serve) share: the models on offer,
+    where to listen, tiling and the largest photo taken."""
+    from stylenet.inference.serving import MAX_PIXELS
+
+    parser.add_argument(
+        "models",
+        type=Path,
+        nargs="*",
+        default=[Path("outputs")],
+        metavar="MODEL_OR_FOLDER",
+        help="model files, or folders searched for them (default: outputs/, where "
+        "stylenet-train writes its runs)",
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1; 0.0.0.0: all)"
+    )
+    parser.add_argument(
+        "--port", type=at_least(1), default=port, help=f"port to serve on (default {port})"
+    )
+    parser.add_argument(
+        "--tile",
+        type=at_least(64),
+        help="always stylize in N-px tiles (default: only photos too large for the free memory)",
+    )
+    parser.add_argument(
+        "--max-pixels",
+        type=at_least(64),
+        default=MAX_PIXELS,
+        metavar="N",
+        help=f"refuse photos of more than N pixels, read from the file's header before it is "
+        f"decoded (default {MAX_PIXELS}, {MAX_PIXELS / 1e6:g} MP)",
+    )

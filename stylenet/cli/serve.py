@@ -13,11 +13,17 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
-from pathlib import Path
 
-from stylenet.cli.common import EPILOG, EXIT_OK, ArgumentParser, at_least, run
+from stylenet.cli.common import (
+    EPILOG,
+    EXIT_OK,
+    ArgumentParser,
+    add_serving_arguments,
+    at_least,
+    run,
+)
 from stylenet.errors import ConfigError
-from stylenet.inference.serving import MAX_PIXELS, find_models
+from stylenet.inference.serving import find_models
 
 PROG = "stylenet-serve"
 INSTALL_HINT = "pip install 'stylenet[serve]'"
@@ -32,18 +38,7 @@ def build_parser() -> ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=f"Needs the serve extra: {INSTALL_HINT}\n" + EPILOG,
     )
-    p.add_argument(
-        "models",
-        type=Path,
-        nargs="*",
-        default=[Path("outputs")],
-        metavar="MODEL_OR_FOLDER",
-        help="model files, or folders searched for them (default: outputs/)",
-    )
-    p.add_argument(
-        "--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1; 0.0.0.0: all)"
-    )
-    p.add_argument("--port", type=at_least(1), default=8000, help="port (default 8000)")
+    add_serving_arguments(p, port=8000)
     p.add_argument(
         "--accelerator",
         choices=["auto", "cpu", "cuda", "mps"],
@@ -71,23 +66,11 @@ def build_parser() -> ArgumentParser:
         help=f"how long a worker waits for a batch to fill (default {BATCH_TIMEOUT})",
     )
     p.add_argument(
-        "--max-pixels",
-        type=at_least(64),
-        default=MAX_PIXELS,
-        metavar="N",
-        help=f"refuse photos of more pixels, read from the header (default {MAX_PIXELS})",
-    )
-    p.add_argument(
         "--max-bytes",
         type=at_least(1024),
         default=MAX_BYTES,
         metavar="N",
         help=f"refuse request bodies over N bytes (default {MAX_BYTES}, 64 MiB)",
-    )
-    p.add_argument(
-        "--tile",
-        type=at_least(64),
-        help="always stylize in N-px tiles (default: only photos too large for the free memory)",
     )
     p.add_argument(
         "--timeout",
