@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import signal
 import sys
 
 from stylenet.cli.common import (
@@ -104,8 +105,15 @@ def _serve(args: argparse.Namespace) -> int:
         timeout=args.timeout,
     )
     print(f"{PROG}: {len(files)} model(s): {', '.join(files)}", flush=True)
+    # LitServe shuts its workers down on Ctrl-C only; a plain `kill` (SIGTERM: systemd, docker,
+    # a job scheduler) would end this process and leave them running. Make it a Ctrl-C.
+    signal.signal(signal.SIGTERM, _interrupt)
     server.run(host=args.host, port=args.port, generate_client_file=False)
     return EXIT_OK
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _count(text: str) -> int:

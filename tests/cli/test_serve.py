@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from PIL import Image
 
@@ -67,12 +68,17 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
         shutil.rmtree(folder / "zz_doomed")
         yield url, {"one/model.pt": one, "multi/model.pt": multi}
     finally:
-        proc.terminate()
+        children = psutil.Process(proc.pid).children(recursive=True) if proc.poll() is None else []
+        proc.terminate()  # SIGTERM, as systemd or docker stop a server
         try:
-            proc.wait(timeout=30)
+            proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+        _, alive = psutil.wait_procs(children, timeout=30)
+        for child in alive:
+            child.kill()
+        assert not alive, f"SIGTERM left {len(alive)} of the server's processes running"
 
 
 def _jpeg(size: tuple[int, int], tmp: Path, name: str = "p.jpg") -> bytes:
