@@ -58,9 +58,12 @@ MODELS_PATH = "/models"
 # Largest request body: a 50 MP photo as a high-quality JPEG is 15-25 MB, as a PNG up to ~150 MB;
 # above this a client gets 413 before the body is read to the end.
 MAX_BYTES = 64 * 1024 * 1024
-# Requests one forward pass may take, and how long a worker waits for a batch to fill (seconds):
-# chosen from scripts/bench_serve.py on this project's 2-core CPU (README, "Serving").
-MAX_BATCH_SIZE = 4
+# Requests one forward pass may take (1: no batching), and how long a worker waits for a batch
+# to fill (seconds). Chosen from scripts/bench_serve.py on this project's 2-core CPU (README,
+# "Serving"): batches of 4 or 8 were 2-6% slower than none at 256² and 512² with 16 clients, and
+# up to 45% slower with one client at 128² (the wait), since ONNX Runtime gains nothing from a
+# batch there. On a GPU, where a batch fills the device, try --max-batch-size 8 (not measured).
+MAX_BATCH_SIZE = 1
 BATCH_TIMEOUT = 0.01
 FORMATS = {"jpeg": "JPEG", "jpg": "JPEG", "png": "PNG", "webp": "WEBP"}
 MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}

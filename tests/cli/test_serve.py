@@ -6,6 +6,7 @@ batched without a bad one spoiling the batch."""
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import io
 import os
 import shutil
@@ -37,19 +38,18 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, Path]]]:
-    folder = tmp_path_factory.mktemp("serve")
-    one, _ = save_tiny_model(folder / "one")
-    multi, _ = save_tiny_multistyle_model(folder / "multi", ["mosaic", "candy"])
-    save_tiny_model(folder / "zz_doomed")
+@contextlib.contextmanager
+def _server(folder: Path, *options: str) -> Iterator[str]:
+    """`stylenet-serve FOLDER` in a subprocess on a free port of 127.0.0.1: its URL; stopped with
+    SIGTERM at the end, which must leave none of its processes behind."""
     port = _free_port()
     cmd = [
         sys.executable, "-m", "stylenet.cli.serve", str(folder), "--port", str(port),
         "--accelerator", "cpu", "--max-bytes", str(MAX_BYTES), "--max-pixels", str(MAX_PIXELS),
-        "--max-batch-size", "4", "--batch-timeout", "0.5",
+        *options,
     ]  # fmt: skip
-    log = (folder / "server.log").open("w")
+    log_path = folder.parent / f"server-{port}.log"
+    log = log_path.open("w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
     url = f"http://127.0.0.1:{port}"
     try:
@@ -61,12 +61,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
             except httpx.HTTPError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError((folder / "server.log").read_text()[-3000:])
+                raise AssertionError(log_path.read_text()[-3000:])
             time.sleep(0.5)
-        # A model file that goes away after the server started (it is not the first, which each
-        # worker loads at start): it fails when first asked for.
-        shutil.rmtree(folder / "zz_doomed")
-        yield url, {"one/model.pt": one, "multi/model.pt": multi}
+        yield url
     finally:
         children = psutil.Process(proc.pid).children(recursive=True) if proc.poll() is None else []
         proc.terminate()  # SIGTERM, as systemd or docker stop a server
@@ -79,6 +76,26 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
         for child in alive:
             child.kill()
         assert not alive, f"SIGTERM left {len(alive)} of the server's processes running"
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path]]:
+    folder = tmp_path_factory.mktemp("serve") / "models"
+    one, _ = save_tiny_model(folder / "one")
+    multi, _ = save_tiny_multistyle_model(folder / "multi", ["mosaic", "candy"])
+    return folder, {"one/model.pt": one, "multi/model.pt": multi}
+
+
+@pytest.fixture(scope="module")
+def served(models: tuple[Path, dict[str, Path]]) -> Iterator[tuple[str, dict[str, Path]]]:
+    """The server with its default settings (batching off)."""
+    folder, files = models
+    save_tiny_model(folder / "zz_doomed")
+    with _server(folder) as url:
+        # A model file that goes away after the server started (it is not the first, which each
+        # worker loads at start): it fails when first asked for.
+        shutil.rmtree(folder / "zz_doomed")
+        yield url, files
 
 
 def _jpeg(size: tuple[int, int], tmp: Path, name: str = "p.jpg") -> bytes:
@@ -192,9 +209,14 @@ def test_a_model_that_fails_fails_its_requests_only(served, tmp_path: Path) -> N
 
 
 def test_concurrent_requests_are_batched_and_a_bad_one_spoils_nothing(
-    served, tmp_path: Path
+    models, tmp_path: Path
 ) -> None:
-    url, _ = served
+    folder, _ = models
+    with _server(folder, "--max-batch-size", "4", "--batch-timeout", "0.5") as url:
+        _send_concurrently(url, tmp_path)
+
+
+def _send_concurrently(url: str, tmp_path: Path) -> None:
     same = _jpeg((48, 40), tmp_path, "same.jpg")
     other = _jpeg((64, 32), tmp_path, "other.jpg")
     bodies = [same, same, same, b"not a photo", other, same, other, same]
