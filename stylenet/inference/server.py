@@ -25,8 +25,6 @@ too large for the free memory are tiled, one at a time, as the CLI tiles them.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -145,11 +143,7 @@ class StylizeAPI(ls.LitAPI):
 
     def setup(self, device: str) -> None:
         self.models = Models(self.files, device=device)
-        self.scratch = Path(tempfile.mkdtemp(prefix="stylenet-serve-"))
         self.models.get(next(iter(self.files)))  # the first model loaded before the first request
-
-    def teardown(self) -> None:  # LitServe >= 0.2.12 calls it when a worker stops
-        shutil.rmtree(getattr(self, "scratch", ""), ignore_errors=True)
 
     # `request` stays unannotated: LitServe makes its annotation the endpoint's parameter type,
     # and none means the raw request (read as the form the `RawBody` middleware makes).
@@ -216,17 +210,13 @@ class StylizeAPI(ls.LitAPI):
         name = Path(getattr(upload, "filename", None) or "photo").name or "photo"
         # Through a file of the client's name, so that messages name the photo as they do
         # everywhere else (and nothing of the server's folders).
-        folder = self.scratch / f"{os.getpid()}-{time.monotonic_ns()}"
-        folder.mkdir()
-        path = folder / name
-        try:
+        with tempfile.TemporaryDirectory(prefix="stylenet-serve-") as folder:
+            path = Path(folder) / name
             path.write_bytes(data)
             check_pixels(path, self.max_pixels, scale=stylizer.scale, max_side=max_side)
             image = load_image(path)
             with Image.open(path) as stored:
                 kind = stored.format
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
         if (size := fit_size(image.size, max_side=max_side)) != image.size:
             image = image.resize(size, Image.Resampling.LANCZOS)
         stylizer.check_input_size(image.height, image.width)
