@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,6 +66,19 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
         _real_weights("vgg16", SHARED_VGG16)
         _real_weights("vgg19", SHARED_VGG19)
+    # From here on the tests have their weights by path: give them a cache of their own, so that
+    # what they write there (the ONNX conversions of the default backend, for one) never lands
+    # in the user's.
+    _TEST_CACHE.append(tempfile.mkdtemp(prefix="stylenet-test-cache-"))
+    os.environ["STYLENET_CACHE"] = _TEST_CACHE[-1]
+
+
+_TEST_CACHE: list[str] = []  # the folder made above, and only it, is removed at the end
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    for folder in _TEST_CACHE:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
