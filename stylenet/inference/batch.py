@@ -205,7 +205,7 @@ def fit_size(
     return w, h
 
 
-def _target_size(path: Path, max_side: int | None, scale: float | None) -> tuple[int, int]:
+def target_size(path: Path, max_side: int | None, scale: float | None) -> tuple[int, int]:
     """(W, H) the image will have, read from its header (no decoding).
 
     Raises:
@@ -236,7 +236,8 @@ def _check_room(size: tuple[int, int], scale: int = 1) -> None:
         )
 
 
-def _load(job: Job) -> Image.Image:
+def load_resized(job: Job) -> Image.Image:
+    """`job`'s photo, upright RGB, resized to ``job.size`` (`target_size`)."""
     img = load_image(job.src)  # EXIF orientation applied
     if img.size != job.size:
         img = img.resize(job.size, Image.Resampling.LANCZOS)
@@ -249,7 +250,7 @@ def _stylize_images(
     ready = []
     for job in jobs:
         try:
-            job.size = _target_size(job.src, options.max_side, options.scale)
+            job.size = target_size(job.src, options.max_side, options.scale)
             stylizer.check_input_size(job.size[1], job.size[0])
             _check_room(job.size, stylizer.scale)
         except INPUT_ERRORS as err:
@@ -295,7 +296,7 @@ def _stylize_batch(
     for job in batch:
         try:
             if job.src not in decoded:
-                decoded[job.src] = _load(job)
+                decoded[job.src] = load_resized(job)
             loaded.append((job, decoded[job.src]))
         except INPUT_ERRORS as err:
             summary.fail(job.src, str(err))

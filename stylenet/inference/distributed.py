@@ -31,14 +31,13 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from PIL import Image
 from pytorch_lightning.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, Dataset
 
 from stylenet.inference.api import Stylizer, load
-from stylenet.inference.batch import INPUT_ERRORS, Job, Options, fit_size
+from stylenet.inference.batch import INPUT_ERRORS, Job, Options, load_resized, target_size
 from stylenet.io.files import remove_temporaries
-from stylenet.io.images import image_size, load_image, pil_to_tensor, save_image, tensor_to_pil
+from stylenet.io.images import pil_to_tensor, save_image, tensor_to_pil
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +74,8 @@ class _Photos(Dataset[dict[str, Any]]):
             item["skip"] = True
             return item
         try:
-            size = fit_size(
-                image_size(job.src), max_side=self.options.max_side, scale=self.options.scale
-            )
-            image = load_image(job.src)
-            if image.size != size:
-                image = image.resize(size, Image.Resampling.LANCZOS)
-            item["image"] = pil_to_tensor(image)
+            job.size = target_size(job.src, self.options.max_side, self.options.scale)
+            item["image"] = pil_to_tensor(load_resized(job))
         except INPUT_ERRORS as err:
             item["error"] = str(err) or type(err).__name__
         return item
