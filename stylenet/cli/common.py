@@ -112,7 +112,14 @@ def add_files_arguments(parser: argparse.ArgumentParser, *, inputs: str) -> None
     """The model, the inputs (`inputs`: what they may be), ``-o`` and ``--overwrite`` of the
     commands that run a model on files (stylize, upscale)."""
     parser.add_argument("model", type=Path, help="model.pt, last.ckpt, .torchscript.pt or .onnx")
-    parser.add_argument("inputs", type=Path, nargs="+", metavar="INPUT", help=inputs)
+    parser.add_argument("inputs", type=Path, nargs="*", metavar="INPUT", help=inputs)
+    parser.add_argument(
+        "--list",
+        type=Path,
+        metavar="FILE",
+        help="a text file naming more inputs, one path per line (relative to the file's "
+        "folder; # comments); the outputs mirror their paths below the folder they share",
+    )
     parser.add_argument(
         "-o",
         "--output",
@@ -121,6 +128,16 @@ def add_files_arguments(parser: argparse.ArgumentParser, *, inputs: str) -> None
         help="output file (one input file) or folder (mirrors the inputs' layout)",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+
+
+def parse_files_arguments(
+    parser: argparse.ArgumentParser, argv: list[str] | None
+) -> argparse.Namespace:
+    """`parser.parse_args`, with at least one INPUT or ``--list`` (see `add_files_arguments`)."""
+    args = parser.parse_args(argv)
+    if not args.inputs and args.list is None:
+        parser.error("give at least one INPUT, or --list FILE")
+    return args
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:

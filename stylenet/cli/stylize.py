@@ -25,6 +25,7 @@ from stylenet.cli.common import (
     add_style_arguments,
     at_least,
     chosen_style,
+    parse_files_arguments,
     positive_float,
     run,
 )
@@ -137,7 +138,7 @@ def _stylize(args: argparse.Namespace) -> int:
     if args.devices is not None or args.num_nodes is not None:
         return _stylize_distributed(args, options)
     if not args.all_styles:
-        work = plan(args.inputs, args.output, overwrite=args.overwrite)
+        work = plan(args.inputs, args.output, overwrite=args.overwrite, listed=args.list)
     card = read_card(args.model)
     if model_task(None, card) == "superres":  # also with --style/--mix/--all-styles: it has none
         raise ConfigError(
@@ -166,7 +167,9 @@ def _stylize(args: argparse.Namespace) -> int:
             f"--tile needs a model.pt or checkpoint, not a {stylizer.backend.name} export"
         )
     if args.all_styles:  # every style of every photo in one pass; outputs checked first
-        work = plan_styles(args.inputs, args.output, stylizer.styles, overwrite=args.overwrite)
+        work = plan_styles(
+            args.inputs, args.output, stylizer.styles, overwrite=args.overwrite, listed=args.list
+        )
     summary = stylize_all(stylizer, work, options)
     per_mp = summary.seconds / summary.megapixels if summary.megapixels else float("nan")
     print(
@@ -205,7 +208,7 @@ def _stylize_distributed(args: argparse.Namespace, options: Options) -> int:
             f"{args.model} carries {styles} styles: choose one with --style NAME|INDEX or blend "
             "them with --mix NAME:W,..."
         )
-    work = plan(args.inputs, args.output, overwrite=True, videos=False)
+    work = plan(args.inputs, args.output, overwrite=True, videos=False, listed=args.list)
     from stylenet.inference.distributed import stylize_distributed
 
     summary = stylize_distributed(
@@ -237,7 +240,7 @@ def _stylize_distributed(args: argparse.Namespace, options: Options) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_files_arguments(build_parser(), argv)
     return run("stylenet-stylize", lambda: _stylize(args), debug=args.debug)
 
 

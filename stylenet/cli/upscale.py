@@ -24,6 +24,7 @@ from stylenet.cli.common import (
     add_files_arguments,
     add_run_arguments,
     at_least,
+    parse_files_arguments,
     run,
 )
 from stylenet.errors import ConfigError
@@ -77,7 +78,7 @@ def _upscale(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         progress=not args.quiet,
     )
-    work = plan(args.inputs, args.output, overwrite=args.overwrite, videos=False)
+    work = plan(args.inputs, args.output, overwrite=args.overwrite, videos=False, listed=args.list)
     card = read_card(args.model)
     if model_task(None, card) != "superres":
         raise ConfigError(
@@ -104,7 +105,7 @@ def _upscale(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_files_arguments(build_parser(), argv)
     return run(PROG, lambda: _upscale(args), debug=args.debug)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -96,8 +97,32 @@ class Summary:
         tqdm.write(f"FAILED {path}: {reason}", file=sys.stderr)
 
 
+def read_list(path: Path) -> list[Path]:
+    """The files a list file names, one per line (``#`` starts a comment, blank lines are
+    skipped); a relative path is relative to the list file's folder.
+
+    Raises:
+        ConfigError: The list cannot be read, is not text, or names nothing.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else err
+        raise ConfigError(f"--list {path}: cannot read it as a text file ({reason})") from None
+    names = [line.split("#", 1)[0].strip() for line in text.splitlines()]
+    files = [path.parent / name for name in names if name]
+    if not files:
+        raise ConfigError(f"--list {path}: names no files (one path per line)")
+    return files
+
+
 def plan(
-    inputs: Sequence[Path], output: Path, *, overwrite: bool = False, videos: bool = True
+    inputs: Sequence[Path],
+    output: Path,
+    *,
+    overwrite: bool = False,
+    videos: bool = True,
+    listed: Path | None = None,
 ) -> Plan:
     """Map inputs to outputs. A single file input with an output that has a file extension
     writes that file; otherwise `output` is a folder mirroring the inputs' layout.
@@ -108,15 +133,29 @@ def plan(
         overwrite: Allow existing outputs to be replaced.
         videos: Take videos too; False: folders give their photos only, and a video given by
             name is refused (``stylenet-upscale``).
+        listed: A list file (`read_list`) naming more files, in place of or besides `inputs`;
+            `output` is then a folder mirroring their paths below the folder they share.
 
     Raises:
         ConfigError: An output would overwrite an input, two inputs share an output, an
-            output's extension is not an image format, or a video given without `videos`.
+            output's extension is not an image format, a video given without `videos`, or
+            the list file cannot be read.
         OutputExistsError: An output exists and `overwrite` is False.
     """
     jobs: list[Job] = []
     missing: list[tuple[Path, str]] = []
-    single_file = len(inputs) == 1 and inputs[0].is_file()
+    if listed is not None:
+        files = read_list(listed)
+        absolute = [Path(os.path.abspath(f)) for f in files]
+        root = Path(os.path.commonpath([f.parent for f in absolute]))
+        for src, full in zip(files, absolute, strict=True):
+            if not src.is_file():
+                missing.append((src, "no such file" if not src.exists() else "not a file"))
+            elif is_video(src) and not videos:
+                missing.append((src, "a video: this command takes photos only"))
+            else:
+                jobs.append(Job(src, output / full.relative_to(root), video=is_video(src)))
+    single_file = len(inputs) == 1 and inputs[0].is_file() and listed is None
     to_file = single_file and output.suffix != "" and not output.is_dir()
     for src in inputs:
         if not src.exists():
@@ -160,14 +199,21 @@ def per_style_output(inputs: Sequence[Path], output: Path, style: str) -> Path:
 
 
 def plan_styles(
-    inputs: Sequence[Path], output: Path, styles: Sequence[str], *, overwrite: bool = False
+    inputs: Sequence[Path],
+    output: Path,
+    styles: Sequence[str],
+    *,
+    overwrite: bool = False,
+    listed: Path | None = None,
 ) -> Plan:
     """`plan` for every style of a multi-style model: each input once per style, written to
     `per_style_output`; every output is checked before any work (see `plan`)."""
     jobs: list[Job] = []
     missing: list[tuple[Path, str]] = []
     for style in styles:
-        work = plan(inputs, per_style_output(inputs, output, style), overwrite=overwrite)
+        work = plan(
+            inputs, per_style_output(inputs, output, style), overwrite=overwrite, listed=listed
+        )
         jobs += [Job(j.src, j.dst, video=j.video, style=style) for j in work.jobs]
         missing = work.missing  # the same inputs for every style: report them once
     return Plan(jobs, missing)

@@ -1,6 +1,6 @@
 """`stylenet-stylize --devices 2`: photos spread over two processes (Lightning's DDP on the CPU,
-gloo), killed halfway and started again: every photo written exactly once, the corrupt one
-failed and named, nothing half-written left."""
+gloo), killed halfway and started again (from a list file naming the same photos): every photo
+written exactly once, the corrupt one failed and named, nothing half-written left."""
 
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ from tests.helpers import photo
 PHOTOS = 50
 
 
-def _command(model: Path, src: Path, out: Path) -> list[str]:
+def _command(model: Path, inputs: list[str], out: Path) -> list[str]:
     return [
-        sys.executable, "-m", "stylenet.cli.stylize", str(model), str(src), "-o", str(out),
+        sys.executable, "-m", "stylenet.cli.stylize", str(model), *inputs, "-o", str(out),
         "--devices", "2", "--device", "cpu", "-q",
     ]  # fmt: skip
 
@@ -43,7 +43,7 @@ def test_killed_halfway_and_started_again_writes_each_photo_once(tmp_path: Path)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
     first = subprocess.Popen(
-        _command(model, src, out),
+        _command(model, [str(src)], out),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=env,
@@ -59,7 +59,12 @@ def test_killed_halfway_and_started_again_writes_each_photo_once(tmp_path: Path)
     before = _written(out)
     assert 8 <= len(before) < PHOTOS - 1
 
-    again = subprocess.run(_command(model, src, out), capture_output=True, text=True, env=env)
+    # Started again from a list file naming the same photos: the same outputs.
+    listing = tmp_path / "photos.txt"
+    listing.write_text("".join(f"in/{p.name}\n" for p in sorted(src.iterdir())))
+    again = subprocess.run(
+        _command(model, ["--list", str(listing)], out), capture_output=True, text=True, env=env
+    )
     assert again.returncode == 1, again.stderr[-2000:]  # one photo failed
     after = _written(out)
     assert sorted(after) == [f"p{i:02d}.png" for i in range(PHOTOS - 1)]

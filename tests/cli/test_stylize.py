@@ -106,6 +106,10 @@ def test_cli_reports_bad_inputs(tmp_path, model_path, capsys) -> None:
     assert main([model_path, str(empty), "-o", str(tmp_path / "o")]) == 1
     assert "no images" in capsys.readouterr().err
     assert not (tmp_path / "o.png").exists()
+    with pytest.raises(SystemExit) as stop:  # neither an input nor --list
+        main([model_path, "-o", str(tmp_path / "o")])
+    assert stop.value.code == 2
+    assert "give at least one INPUT, or --list FILE" in capsys.readouterr().err
 
 
 def test_an_empty_photo_is_named_as_empty(tmp_path, model_path, capsys) -> None:
@@ -179,6 +183,7 @@ ROWS: dict[str, tuple[list[str], str]] = {
     "strength above 1": (["--strength", "2"], "strength must be in [0, 1], got 2.0"),
     "precision the CPU lacks": (["--device", "cpu", "--precision", "fp16"], "needs a GPU"),
     "missing model": (["MODEL=missing.pt"], "missing.pt: no such file"),
+    "missing list file": (["--list", "absent.txt"], "--list absent.txt: cannot read it"),
     # Issue 16: an infinite scale overflowed (a traceback); nan, 0 and negative ones refused.
     **{
         f"scale {value}": (

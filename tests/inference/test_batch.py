@@ -49,6 +49,31 @@ def test_missing_and_empty_inputs_are_named_not_fatal(inputs: Path, tmp_path: Pa
     assert [src.name for src, _ in work.missing] == ["nope.jpg", "empty"]
 
 
+def test_a_list_file_names_photos_mirrored_below_their_shared_folder(
+    inputs: Path, tmp_path: Path
+) -> None:
+    elsewhere = photo(tmp_path / "x" / "c.jpg")
+    listing = inputs / "photos.txt"
+    listing.write_text(
+        f"# photos to stylize\na.jpg\n\n  sub/b.png  # trailing comment\n{elsewhere}\nnope.jpg\n"
+    )
+    work = plan([], tmp_path / "out", listed=listing)
+    assert [(j.src, j.dst) for j in work.jobs] == [
+        (inputs / "a.jpg", tmp_path / "out" / "in" / "a.jpg"),
+        (inputs / "sub" / "b.png", tmp_path / "out" / "in" / "sub" / "b.png"),
+        (elsewhere, tmp_path / "out" / "x" / "c.jpg"),
+    ]
+    assert work.missing == [(inputs / "nope.jpg", "no such file")]
+    (tmp_path / "empty.txt").write_text("# nothing\n\n")
+    with pytest.raises(ConfigError, match=r"--list .*empty\.txt: names no files"):
+        plan([], tmp_path / "out", listed=tmp_path / "empty.txt")
+    with pytest.raises(ConfigError, match=r"--list .*absent\.txt: cannot read it"):
+        plan([], tmp_path / "out", listed=tmp_path / "absent.txt")
+    (tmp_path / "binary.txt").write_bytes(b"\xff\xfe\x00photo")
+    with pytest.raises(ConfigError, match=r"--list .*binary\.txt: cannot read it as a text file"):
+        plan([], tmp_path / "out", listed=tmp_path / "binary.txt")
+
+
 def test_refusals(inputs: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="is an input"):
         plan([inputs / "a.jpg"], inputs / "a.jpg")
