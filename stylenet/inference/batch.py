@@ -260,7 +260,7 @@ def target_size(path: Path, max_side: int | None, scale: float | None) -> tuple[
     return fit_size(image_size(path), max_side=max_side, scale=scale)
 
 
-def _check_room(size: tuple[int, int], scale: int = 1) -> None:
+def check_room(size: tuple[int, int], scale: int = 1) -> None:
     """Refuse a photo whose resized copy and result (``scale`` × larger for a super-resolution
     model) do not fit in the host's free memory: tiling bounds the network's memory, not theirs
     (``--scale 1e5`` asks for terapixels; a ×4 upscale of a 100 MP photo is 1.6 GP)."""
@@ -298,7 +298,7 @@ def _stylize_images(
         try:
             job.size = target_size(job.src, options.max_side, options.scale)
             stylizer.check_input_size(job.size[1], job.size[0])
-            _check_room(job.size, stylizer.scale)
+            check_room(job.size, stylizer.scale)
         except INPUT_ERRORS as err:
             summary.fail(job.src, str(err) or type(err).__name__)
         else:

@@ -35,7 +35,14 @@ from pytorch_lightning.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, Dataset
 
 from stylenet.inference.api import Stylizer, load
-from stylenet.inference.batch import INPUT_ERRORS, Job, Options, load_resized, target_size
+from stylenet.inference.batch import (
+    INPUT_ERRORS,
+    Job,
+    Options,
+    check_room,
+    load_resized,
+    target_size,
+)
 from stylenet.io.files import remove_temporaries
 from stylenet.io.images import pil_to_tensor, save_image, tensor_to_pil
 
@@ -75,6 +82,7 @@ class _Photos(Dataset[dict[str, Any]]):
             return item
         try:
             job.size = target_size(job.src, self.options.max_side, self.options.scale)
+            check_room(job.size)
             item["image"] = pil_to_tensor(load_resized(job))
         except INPUT_ERRORS as err:
             item["error"] = str(err) or type(err).__name__

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from stylenet.inference.batch import Job, Options
+from stylenet.inference.distributed import _Photos
 from stylenet.inference.model_file import save_model
 from stylenet.models import TransformerNet
 from tests.helpers import photo
@@ -77,3 +79,10 @@ def test_killed_halfway_and_started_again_writes_each_photo_once(tmp_path: Path)
     assert f"FAILED {src / 'p25_corrupt.png'}" in again.stderr
     leftovers = [p.name for p in out.rglob("*") if p.suffix == ".tmp" or p.name.startswith(".")]
     assert leftovers == []  # no temporary file of the killed run, no record folder
+
+
+def test_a_photo_too_large_to_hold_is_an_error_of_its_own_not_a_crash(tmp_path: Path) -> None:
+    jobs = [Job(photo(tmp_path / "a.png", size=(40, 30)), tmp_path / "out" / "a.png")]
+    item = _Photos(jobs, Options(scale=1e5))[0]
+    assert item["image"] is None and "GB of memory to hold" in item["error"]
+    assert _Photos(jobs, Options())[0]["image"].shape == (3, 30, 40)
