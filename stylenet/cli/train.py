@@ -22,11 +22,19 @@ from typing import Any
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from stylenet import resolvers
 from stylenet.cli.common import EXIT_USAGE, exit_code
 from stylenet.errors import FileReadError, StylenetError
+from stylenet.evaluation.jobs import (
+    JOB_RECORD,
+    JobRecord,
+    clean_metrics,
+    read_job_record,
+    write_job_record,
+)
 from stylenet.training.inputs import check_inputs
 
 PROG = "stylenet-train"
@@ -70,17 +78,32 @@ def _user_error(err: Exception) -> tuple[str, int] | None:
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
-def hydra_main(cfg: DictConfig) -> float | None:
-    """One job: train, print where the results are; returns the optimized metric for sweepers."""
+def hydra_main(cfg: DictConfig) -> float | list[float] | None:
+    """One job: train, print where the results are; returns the optimized metric(s) for
+    sweepers. Keeps the job's record (`stylenet.evaluation.jobs`) in its run folder."""
     _State.started = True
+    record = JobRecord("running", overrides=_task_overrides())
+    folder = _job_folder() if _rank() == 0 else None
     try:
-        check_inputs(cfg)  # a bad path fails here, before seconds of imports
-        if _rank() == 0:
+        try:
+            check_inputs(cfg)  # a bad path fails here, before seconds of imports
+        except Exception:
+            # A sweep's job that fails its checks is named in the sweep's report; a refused
+            # rerun of a finished run must not overwrite that run's record.
+            if _in_sweep() and folder is not None and read_job_record_quietly(folder) is None:
+                write_job_record(folder, record.ended("failed", reason=_reason(sys.exc_info()[1])))
+            raise
+        if folder is not None:
             _save_hydra_record(cfg)
+            write_job_record(folder, record)
         from stylenet.training.run import train  # Lightning, torchvision
 
         metrics = train(cfg)
-    except Exception as err:
+    except BaseException as err:
+        if folder is not None and (folder / JOB_RECORD).exists():
+            write_job_record(folder, record.ended(_end_status(err), reason=_reason(err)))
+        if not isinstance(err, Exception):
+            raise
         user_error = _user_error(err)
         if user_error is None or _debug():
             raise
@@ -89,11 +112,82 @@ def hydra_main(cfg: DictConfig) -> float | None:
             print(f"{PROG}: {message}", file=sys.stderr, flush=True)
         _State.exit_code = max(_State.exit_code, code)
         return None
+    if folder is not None:
+        done = record.ended(
+            "finished", steps=int(metrics["global_step"]), metrics=clean_metrics(metrics)
+        )
+        write_job_record(folder, done)
     if _rank() == 0:
         print(f"run dir: {metrics['run_dir']}", flush=True)
         print(f"model:   {metrics['model_path']}", flush=True)
-    value = metrics.get(cfg.get("optimized_metric") or "")
-    return value if value is None or math.isfinite(value) else float("inf")
+    return _objective(cfg.get("optimized_metric"), metrics)
+
+
+def _objective(names: Any, metrics: dict[str, Any]) -> float | list[float] | None:
+    """The value of the metric `names` (one name), or the list of their values (a
+    multi-objective search: several); a non-finite value counts as infinitely bad, a missing
+    one as None (the sweeper marks the trial failed)."""
+
+    def value(name: str) -> float | None:
+        v = metrics.get(name)
+        return v if v is None or math.isfinite(v) else float("inf")
+
+    if not names:
+        return None
+    if isinstance(names, str):
+        return value(names)
+    values = [value(str(n)) for n in names]
+    return None if any(v is None for v in values) else [v for v in values if v is not None]
+
+
+def _end_status(err: BaseException) -> str:
+    """The job status an exception ends a job with."""
+    faults = sys.modules.get("stylenet.training.faults")  # loaded by the time training fails
+    if faults is not None and isinstance(err, faults.TrainingDiverged):
+        return "diverged"
+    if isinstance(err, KeyboardInterrupt) or (
+        faults is not None and isinstance(err, faults.TrainingInterrupted)
+    ):
+        return "stopped"
+    return "failed"
+
+
+def _reason(err: BaseException | None) -> str:
+    """One line saying why a job ended: the user error's message, else the exception."""
+    if err is None:
+        return "unknown error"
+    user_error = _user_error(err) if isinstance(err, Exception) else None
+    text = user_error[0] if user_error else f"{type(err).__name__}: {err}".rstrip(": ")
+    line = " ".join(text.split())
+    return line if len(line) <= 300 else line[:297] + "..."
+
+
+def _task_overrides() -> list[str]:
+    """The job's overrides (Hydra's ``task`` overrides; [] outside a Hydra app)."""
+    if not HydraConfig.initialized():
+        return []
+    return [str(o) for o in HydraConfig.get().overrides.task]
+
+
+def _in_sweep() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def _job_folder() -> Path | None:
+    """The job's run folder (Hydra's output dir), created; None outside a Hydra app."""
+    if not HydraConfig.initialized():
+        return None
+    folder = Path(HydraConfig.get().runtime.output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def read_job_record_quietly(folder: Path) -> JobRecord | None:
+    """The folder's job record; a damaged one counts as a record (it is not overwritten)."""
+    try:
+        return read_job_record(folder)
+    except ValueError:
+        return JobRecord("failed")
 
 
 def _save_hydra_record(cfg: DictConfig) -> None:

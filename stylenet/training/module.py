@@ -201,6 +201,11 @@ class ImageToImageModule(pl.LightningModule):
         all_terms = [terms for _, terms in results.values()]
         mean = {k: torch.stack([t[k] for t in all_terms]).mean() for k in all_terms[0]}
         self._log_terms("val", mean, batch_size)
+        # The same terms at weight 1 (``val/raw/<term>``): comparable between runs of different
+        # weights, what a sweep's report and a search minimize.
+        weights = {n: float(getattr(t, "weight", 0.0)) for n, t in self.loss.terms.items()}
+        raw = {n: v / weights[n] for n, v in mean.items() if weights.get(n)}
+        self._log_terms("val/raw", raw, batch_size, prog_bar=False)
         if batch_idx == 0 and self.num_log_images > 0 and not self.trainer.sanity_checking:
             n = min(self.num_log_images, batch_size)
             outputs = [out[:n] for out, _ in results.values()]
