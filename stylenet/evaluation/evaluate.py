@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,9 @@ from stylenet.reference.optimize import instantiate_loss, loss_preset, optimize_
 log = logging.getLogger(__name__)
 
 DEFAULT_SIZE = 256
+# The image terms at weight 1, the video ones off: what runs of different weights are compared
+# by (a sweep's report).
+UNIT_WEIGHTS = {"content": 1.0, "style": 1.0, "tv": 1.0, "pixel": 0.0, "noise": 0.0, "motion": 0.0}
 DEFAULT_OPTIMIZE = (100, 300, 500)  # L-BFGS iterations reported by --optimize without a value
 OUTPUT_FILES = ("report.json", "report.md", "grid.jpg")
 
@@ -73,12 +76,15 @@ def training_loss(
     style: str | os.PathLike[str] | None = None,
     style_size: int | None = None,
     vgg_weights: str | None = None,
+    weights: Mapping[str, float] | None = None,
 ) -> TrainingLoss:
     """Rebuild the training loss of `model_path`.
 
     A ``model.pt`` from ``stylenet-train`` records its loss config, style image and style size;
     explicit `style` / `style_size` override them. Other model formats get the default training
-    loss (configs/loss/johnson.yaml).
+    loss (configs/loss/johnson.yaml). `weights` ({term name: weight}) replaces the recorded
+    weights: `UNIT_WEIGHTS` gives terms that compare between models trained with different
+    weights.
 
     Raises:
         ConfigError: No style image given and none recorded in the model file.
@@ -92,6 +98,8 @@ def training_loss(
     cfg = dict(cfg or loss_preset("johnson"))
     if vgg_weights is not None:
         cfg["vgg"] = {**cfg.get("vgg", {}), "weights": vgg_weights}
+    for name, weight in (weights or {}).items():
+        cfg[f"{name}_weight"] = float(weight)
     first = card.styles[0] if card.styles else None
     style = style or (first.image if first else None)
     if style is None:
@@ -111,7 +119,7 @@ def training_loss(
     )
 
 
-class _Scorer:
+class PhotoScorer:
     """Scores images made from one photo: the loss terms, LPIPS and SSIM against the photo (its
     LPIPS features computed once)."""
 
@@ -316,7 +324,7 @@ def evaluate(
         stem = Path(rel).with_suffix("").as_posix().replace("/", "__")
         save_image(stylized[0].cpu(), out / "images" / f"{stem}_model.png", overwrite=True)
         tiles = [photo[0], stylized[0]]
-        score = _Scorer(loss, lpips, photo)
+        score = PhotoScorer(loss, lpips, photo)
         optimization: dict[int, Score] = {}
         if budgets:
             for n, (image, secs, ran) in _optimize(loss, photo, budgets, progress).items():
