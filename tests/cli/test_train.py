@@ -3,6 +3,7 @@ in one line naming the setting, exit status 2 and no traceback."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -407,6 +408,8 @@ def test_a_signal_saves_checkpoint_and_model_at_the_same_step_then_fails(
         line == f"stylenet-train: stopped by {name} at step {step}; last.ckpt and model.pt hold it"
     )
     assert step >= 6 and _model_step(run_dir / "model.pt") == step
+    record = json.loads((run_dir / "job.json").read_text())  # what a sweep's report reads
+    assert (record["status"], record["reason"]) == ("stopped", line.split(": ", 1)[1])
 
 
 @pytest.mark.slow
@@ -513,6 +516,8 @@ def test_a_diverging_run_exits_1_and_keeps_the_last_good_model(
     assert "training diverged: the loss is nan at step" in line
     assert "No step was good, so no model was written" in line
     assert not (run_dirs["early"] / "model.pt").exists()
+    record = json.loads((run_dirs["early"] / "job.json").read_text())
+    assert (record["status"], record["reason"]) == ("diverged", line.split(": ", 1)[1])
 
     assert procs["late"].returncode == 1, stderr["late"][-3000:]
     [line] = lines["late"]

@@ -82,8 +82,14 @@ def test_validation_logs_terms_per_epoch_and_saves_the_grid(
     module.eval()
     with torch.no_grad():
         module.validation_step(torch.rand(3, 3, 32, 32), 0)
-    kwargs = {call.args[0]: call.kwargs for call in module.log.call_args_list}  # type: ignore[attr-defined]
-    assert set(kwargs) == {"val/content", "val/style", "val/tv", "val/total"}
+    calls = module.log.call_args_list  # type: ignore[attr-defined]
+    kwargs = {call.args[0]: call.kwargs for call in calls}
+    values = {call.args[0]: float(call.args[1]) for call in calls}
+    terms = {"content", "style", "tv"}
+    assert set(kwargs) == {f"val/{t}" for t in [*terms, "total"]} | {f"val/raw/{t}" for t in terms}
+    # val/raw/<term>: the term at weight 1, comparable between runs of different weights.
+    for name, term in module.loss.terms.items():
+        assert values[f"val/raw/{name}"] == pytest.approx(values[f"val/{name}"] / term.weight)
     assert all(k["on_epoch"] and not k["on_step"] and k["sync_dist"] for k in kwargs.values())
     (grid,) = (tmp_path / "images").iterdir()
     assert grid.name == "val_step0000007.png"
