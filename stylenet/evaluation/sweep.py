@@ -755,8 +755,8 @@ def _yaml_value(value: str) -> Any:
 
 
 def experiment_config(sweep: Sweep, job: SweepJob, rule: str) -> str:
-    """An experiment config (``# @package _global_``) holding `job`'s swept values and its style,
-    for ``stylenet-train experiment=<name>``."""
+    """An experiment config (``# @package _global_``) holding `job`'s swept values, its style
+    and its loss preset, for ``stylenet-train experiment=<name>``."""
     nested: dict[str, Any] = {}
     for key in sweep.swept:
         node = nested
@@ -774,10 +774,11 @@ def experiment_config(sweep: Sweep, job: SweepJob, rule: str) -> str:
         "# It holds the swept values and the style only: give data.root and the budget",
         "# (trainer.max_steps, data.image_size) of the real run.",
     ]
-    style = job.overrides.get("style")
-    if style:
-        lines += ["defaults:", f"  - override /style: {style}"]
-    elif job.overrides.get("style.image"):
+    # The groups that give the weights their meaning: the painting, and the loss preset.
+    groups = [(g, job.overrides[g]) for g in ("style", "loss") if job.overrides.get(g)]
+    if groups:
+        lines += ["defaults:", *(f"  - override /{g}: {v}" for g, v in groups)]
+    if not job.overrides.get("style") and job.overrides.get("style.image"):
         nested.setdefault("style", {})["image"] = job.overrides["style.image"]
     body = yaml.safe_dump(nested, sort_keys=False, default_flow_style=False)
     return "\n".join(lines) + "\n" + body

@@ -17,7 +17,14 @@ from PIL import Image
 
 from stylenet.cli.sweep_report import main, report_sweep
 from stylenet.evaluation.jobs import JobRecord, write_job_record
-from stylenet.evaluation.sweep import SCORE_FILE, SweepJob, pareto_front, read_sweep
+from stylenet.evaluation.sweep import (
+    SCORE_FILE,
+    Sweep,
+    SweepJob,
+    pareto_front,
+    read_sweep,
+    write_experiment,
+)
 from tests.cli.test_train import TRAIN, user_env
 from tests.helpers import photo, tiny_run_overrides
 
@@ -238,3 +245,27 @@ def test_the_pareto_front_is_the_jobs_no_other_beats_on_both() -> None:
 
     jobs = [job("a", 1, 5), job("b", 2, 2), job("c", 3, 3), job("d", 5, 1), job("e", 2, 2)]
     assert [j.name for j in pareto_front(jobs)] == ["d", "b", "e", "a"]  # c: beaten by b
+
+
+def test_a_picked_named_style_keeps_its_style_and_loss_preset(tmp_path: Path) -> None:
+    overrides = {"style": "mosaic", "loss": "gatys", "loss.style_weight": "0.3"}
+    overrides |= {"loss.tv_weight": "3.0", "data.root": "photos"}
+    scores = {"style": 1.0, "content": 2.0, "tv": 0.1, "lpips": 0.3, "ssim": 0.5}
+    job = SweepJob("4", tmp_path / "4", overrides, "finished", steps=300, scores=scores)
+    sweep = Sweep(tmp_path, [job], ["loss.style_weight", "loss.tv_weight"], {})
+    path = write_experiment(sweep, job, "job 4", tmp_path / "configs")
+    assert path == tmp_path / "configs" / "experiment" / "mosaic_tuned.yaml"
+    searchpath = f"hydra.searchpath=[file://{tmp_path / 'configs'}]"
+    composed = subprocess.run(
+        [*TRAIN, searchpath, "experiment=mosaic_tuned", "data.root=photos", "--cfg", "job"],
+        capture_output=True,
+        text=True,
+        env=user_env(),
+        timeout=300,
+    )
+    assert composed.returncode == 0, composed.stderr[-2000:]
+    cfg = yaml.safe_load(composed.stdout)
+    assert (cfg["loss"]["style_weight"], cfg["loss"]["tv_weight"]) == (0.3, 3.0)
+    assert cfg["style"]["image"].endswith("mosaic.jpg")
+    assert "relu5_1" in cfg["loss"]["style_layers"]  # loss=gatys, as the job had
+    assert cfg["data"]["root"] == "photos"  # the data and the budget stay the user's
