@@ -228,13 +228,25 @@ def test_what_is_not_a_sweep_is_one_line(tmp_path: Path, capsys, make, message: 
     assert not (folder.is_dir() and (folder / "sweep.md").exists())
 
 
-def test_a_job_with_a_damaged_record_is_named_not_fatal(tmp_path: Path) -> None:
+def test_a_running_sweep_and_a_damaged_record_are_reported_as_they_are(
+    tmp_path: Path, capsys
+) -> None:
     _job(tmp_path / "0", "a=1")
-    (tmp_path / "1").mkdir()
-    (tmp_path / "1" / "job.json").write_text("{not json")
+    write_job_record(tmp_path / "1", JobRecord("running", overrides=["a=2"]))
+    (tmp_path / "2").mkdir()
+    (tmp_path / "2" / "job.json").write_text("{not json")
     sweep = read_sweep(tmp_path)
-    assert [(j.name, j.status) for j in sweep.jobs] == [("0", "failed"), ("1", "unknown")]
-    assert "1/job.json: not a readable job record" in (sweep.jobs[1].reason or "")
+    assert [(j.name, j.status) for j in sweep.jobs] == [
+        ("0", "failed"),
+        ("1", "running"),
+        ("2", "unknown"),
+    ]
+    assert "2/job.json: not a readable job record" in (sweep.jobs[2].reason or "")
+    assert sweep.swept == ["a"]
+    # No photos to stylize (no job trained, none names any): the table is all there is.
+    assert main([str(tmp_path), "-q"]) == 0
+    assert "| 1 | 2 | running |" in (tmp_path / "sweep.md").read_text()
+    assert not (tmp_path / "contact_sheet.jpg").exists()
 
 
 def test_the_pareto_front_is_the_jobs_no_other_beats_on_both() -> None:
