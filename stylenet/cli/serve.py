@@ -11,9 +11,13 @@ See `stylenet.inference.server` for the API and README, "Serving", for measured 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
+import os
 import signal
 import sys
+import tempfile
+from pathlib import Path
 
 from stylenet.cli.common import (
     EPILOG,
@@ -27,6 +31,7 @@ from stylenet.errors import ConfigError
 from stylenet.inference.serving import find_models
 
 PROG = "stylenet-serve"
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"  # as stylenet.inference.server (not imported yet)
 INSTALL_HINT = "pip install 'stylenet[serve]'"
 
 
@@ -74,6 +79,12 @@ def build_parser() -> ArgumentParser:
         help=f"refuse request bodies over N bytes (default {MAX_BYTES}, 64 MiB)",
     )
     p.add_argument(
+        "--metrics",
+        action="store_true",
+        help="Prometheus metrics on GET /metrics (requests by status, latency, batch sizes; "
+        "needs prometheus-client, in the serve extra)",
+    )
+    p.add_argument(
         "--timeout",
         type=float,
         default=120,
@@ -90,6 +101,17 @@ def _serve(args: argparse.Namespace) -> int:
         raise ConfigError(f"--batch-timeout must be in [0, --timeout), got {args.batch_timeout}")
     devices = args.devices if args.devices == "auto" else _count(args.devices)
     files = find_models(args.models)
+    if args.metrics and importlib.util.find_spec("prometheus_client") is None:
+        raise ConfigError(f"--metrics needs prometheus-client: {INSTALL_HINT}")
+    with contextlib.ExitStack() as stack:
+        if args.metrics and not os.environ.get(METRICS_DIR_ENV):
+            # prometheus_client's multiprocess files: the workers' metrics, removed at the end.
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="stylenet-metrics-"))
+            os.environ[METRICS_DIR_ENV] = folder
+        return _run_server(args, files, devices)
+
+
+def _run_server(args: argparse.Namespace, files: dict[str, Path], devices: int | str) -> int:
     from stylenet.inference.server import build_server
 
     server = build_server(
@@ -103,6 +125,7 @@ def _serve(args: argparse.Namespace) -> int:
         max_bytes=args.max_bytes,
         tile=args.tile,
         timeout=args.timeout,
+        metrics=args.metrics,
     )
     print(f"{PROG}: {len(files)} model(s): {', '.join(files)}", flush=True)
     # LitServe shuts its workers down on Ctrl-C only; a plain `kill` (SIGTERM: systemd, docker,

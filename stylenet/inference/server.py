@@ -5,6 +5,7 @@
                     multipart/form-data with a file field ``image`` (options as form fields)
     GET  /models    the models on offer: name, task, styles, scale
     GET  /health    "ok" once the workers are up (LitServe's)
+    GET  /metrics   Prometheus metrics, with ``metrics=True`` (`Metrics`)
 
 Options: ``model`` (a name from /models; default the first), ``style`` or ``mix``
 (``mosaic:0.7,candy:0.3``) for a multi-style model, ``strength``, ``preserve_color``,
@@ -25,10 +26,11 @@ too large for the free memory are tiled, one at a time, as the CLI tiles them.
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +76,7 @@ class Refusal:
 
     status: int
     detail: str
+    model: str = ""  # the model asked for, when the request got that far
 
     def response(self) -> Response:
         return JSONResponse({"detail": self.detail}, status_code=self.status)
@@ -91,6 +94,7 @@ class Job:
     match_histograms: bool | None
     format: str
     notes: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)  # when its request was decoded
 
     def group(self) -> tuple[Any, ...]:
         """Jobs with the same group run in one forward pass."""
@@ -111,6 +115,8 @@ class Answer:
     image: Image.Image
     format: str
     info: str
+    model: str = ""
+    started: float = 0.0  # the job's
 
 
 class StylizeAPI(ls.LitAPI):
@@ -124,6 +130,8 @@ class StylizeAPI(ls.LitAPI):
             the free memory).
         max_batch_size: Requests one forward pass may take (1: no batching).
         batch_timeout: Seconds a worker waits for a batch to fill.
+        metrics: Count each answer and forward pass in `Metrics` (needs
+            ``$PROMETHEUS_MULTIPROC_DIR``).
     """
 
     def __init__(
@@ -134,14 +142,17 @@ class StylizeAPI(ls.LitAPI):
         tile: int | None = None,
         max_batch_size: int = MAX_BATCH_SIZE,
         batch_timeout: float = BATCH_TIMEOUT,
+        metrics: bool = False,
     ) -> None:
         super().__init__(
             max_batch_size=max_batch_size, batch_timeout=batch_timeout, api_path=API_PATH
         )
         self.files = dict(files)
-        self.max_pixels, self.tile = max_pixels, tile
+        self.max_pixels, self.tile, self.metrics = max_pixels, tile, metrics
+        self.counters: Metrics | None = None
 
     def setup(self, device: str) -> None:
+        self.counters = Metrics() if self.metrics else None  # in the worker's own process
         self.models = Models(self.files, device=device)
         self.models.get(next(iter(self.files)))  # the first model loaded before the first request
 
@@ -152,7 +163,16 @@ class StylizeAPI(ls.LitAPI):
         try:
             return self._decode(request)
         except Exception as err:  # anything else is a bug: 500 for this request only
-            return _refusal(err)
+            return replace(_refusal(err), model=self._known_model(request))
+
+    def _known_model(self, form: Any) -> str:
+        """The model a request asks for, if it is one on offer ("" otherwise: a metric's label
+        is never a name a client made up)."""
+        try:
+            label = _text(form, "model") or next(iter(self.files))
+        except Exception:
+            return ""
+        return label if label in self.files else ""
 
     def batch(self, inputs: list[Job | Refusal]) -> list[Job | Refusal]:
         return list(inputs)
@@ -166,6 +186,8 @@ class StylizeAPI(ls.LitAPI):
         return list(output)
 
     def encode_response(self, output: Answer | Refusal, **kwargs: Any) -> Response:
+        if self.counters is not None:
+            self.counters.answered(output)
         if isinstance(output, Refusal):
             return output.response()
         return Response(
@@ -240,7 +262,8 @@ class StylizeAPI(ls.LitAPI):
                 done = self._run([j for j in jobs if isinstance(j, Job)])
             except Exception as err:  # one group fails, not the batch and not the worker
                 log.exception("stylizing a group of %d photo(s) failed", len(jobs))
-                done = [_refusal(err)] * len(jobs)
+                model = jobs[0].model if isinstance(jobs[0], Job) else ""
+                done = [replace(_refusal(err), model=model)] * len(jobs)
             for i, answer in zip(indices, done, strict=True):
                 answers[i] = answer
         return [a if a is not None else Refusal(500, "no answer") for a in answers]
@@ -259,13 +282,10 @@ class StylizeAPI(ls.LitAPI):
                 images = _stylize(stylizer, chunk, tile=tile)
                 seconds = time.perf_counter() - begin
                 for job, image in zip(chunk, images, strict=True):
-                    answers.append(
-                        Answer(
-                            image,
-                            job.format,
-                            _info(stylizer, job, image, seconds, len(chunk), tile),
-                        )
-                    )
+                    info = _info(stylizer, job, image, seconds, len(chunk), tile)
+                    answers.append(Answer(image, job.format, info, job.model, job.started))
+                if self.counters is not None:
+                    self.counters.forward_pass(first.model, len(chunk), seconds)
         return answers
 
 
@@ -519,6 +539,78 @@ def _capped(receive: Receive, max_bytes: int) -> Receive:
     return capped
 
 
+METRICS_PATH = "/metrics"
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+class Metrics:
+    """Prometheus metrics of one worker process, written to prometheus_client's multiprocess
+    files in ``$PROMETHEUS_MULTIPROC_DIR`` (set before the workers start: `stylenet-serve
+    --metrics` makes and removes it); ``GET /metrics`` (`metrics_endpoint`) adds up every
+    worker's on each scrape.
+
+    Metrics: ``stylenet_requests_total{model,status}`` (every answer, by HTTP status; model "-"
+    when the request named none on offer), ``stylenet_request_seconds{model}`` (from a request's
+    decoding to its image), ``stylenet_megapixels_total{model}`` (of the images answered),
+    ``stylenet_batch_photos{model}`` (photos per forward pass) and ``stylenet_pass_seconds
+    {model}``.
+    """
+
+    def __init__(self) -> None:
+        from prometheus_client import Counter, Histogram
+
+        seconds = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 60, 120)
+        self.requests = Counter(
+            "stylenet_requests", "Requests answered, by HTTP status", ["model", "status"]
+        )
+        self.latency = Histogram(
+            "stylenet_request_seconds",
+            "Seconds from a request's decoding to its image",
+            ["model"],
+            buckets=seconds,
+        )
+        self.megapixels = Counter(
+            "stylenet_megapixels", "Megapixels of the images answered", ["model"]
+        )
+        self.batch = Histogram(
+            "stylenet_batch_photos",
+            "Photos per forward pass",
+            ["model"],
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+        )
+        self.passes = Histogram(
+            "stylenet_pass_seconds", "Seconds per forward pass", ["model"], buckets=seconds
+        )
+
+    def answered(self, output: Answer | Refusal) -> None:
+        if isinstance(output, Refusal):
+            self.requests.labels(model=output.model or "-", status=str(output.status)).inc()
+            return
+        self.requests.labels(model=output.model, status="200").inc()
+        self.latency.labels(model=output.model).observe(time.perf_counter() - output.started)
+        self.megapixels.labels(model=output.model).inc(
+            output.image.width * output.image.height / 1e6
+        )
+
+    def forward_pass(self, model: str, photos: int, seconds: float) -> None:
+        self.batch.labels(model=model).observe(photos)
+        self.passes.labels(model=model).observe(seconds)
+
+
+def metrics_endpoint(folder: str) -> Any:
+    """The ``GET /metrics`` handler: every worker's metrics files in `folder`, in Prometheus'
+    text format."""
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    def metrics() -> Response:
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=folder)
+        return Response(content=generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return metrics
+
+
 def build_server(
     files: Mapping[str, Path],
     *,
@@ -531,15 +623,18 @@ def build_server(
     max_bytes: int = MAX_BYTES,
     tile: int | None = None,
     timeout: float = 120,
+    metrics: bool = False,
 ) -> ls.LitServer:
     """The LitServer for `files` ({name: model file}); ``server.run(host=..., port=...)``
-    serves it."""
+    serves it. `metrics`: Prometheus metrics on ``GET /metrics`` (`Metrics`; needs
+    ``$PROMETHEUS_MULTIPROC_DIR``)."""
     api = StylizeAPI(
         files,
         max_pixels=max_pixels,
         tile=tile,
         max_batch_size=max_batch_size,
         batch_timeout=batch_timeout,
+        metrics=metrics,
     )
     server = ls.LitServer(
         api,
@@ -553,6 +648,11 @@ def build_server(
     server.middlewares = [m for m in server.middlewares if _name(m) != "GZipMiddleware"]
     listed = model_list(files)
     server.app.add_api_route(MODELS_PATH, lambda: {"models": listed}, methods=["GET"])
+    if metrics:
+        folder = os.environ.get(METRICS_DIR_ENV)
+        if not folder or not Path(folder).is_dir():
+            raise ConfigError(f"metrics need ${METRICS_DIR_ENV}: an existing folder")
+        server.app.add_api_route(METRICS_PATH, metrics_endpoint(folder), methods=["GET"])
     return server
 
 
@@ -566,7 +666,9 @@ __all__: Sequence[str] = [
     "BATCH_TIMEOUT",
     "MAX_BATCH_SIZE",
     "MAX_BYTES",
+    "METRICS_PATH",
     "MODELS_PATH",
+    "Metrics",
     "StylizeAPI",
     "build_server",
     "model_list",

@@ -1,7 +1,7 @@
 """`stylenet-serve`: a real server (LitServe, in a subprocess, on 127.0.0.1) answered over real
 HTTP: photos as raw bodies and as multipart forms, the models list, every bad request with its
 4xx and one line, an error in one model that fails only its requests, and concurrent requests
-batched without a bad one spoiling the batch."""
+batched without a bad one spoiling the batch, counted in the Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -212,8 +212,26 @@ def test_concurrent_requests_are_batched_and_a_bad_one_spoils_nothing(
     models, tmp_path: Path
 ) -> None:
     folder, _ = models
-    with _server(folder, "--max-batch-size", "4", "--batch-timeout", "0.5") as url:
+    options = ["--max-batch-size", "4", "--batch-timeout", "0.5", "--metrics"]
+    with _server(folder, *options) as url:
         _send_concurrently(url, tmp_path)
+        # Prometheus metrics (--metrics), summed over the workers: what was just sent.
+        text = httpx.get(f"{url}/metrics").text
+        metrics = {
+            line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("stylenet_")
+        }
+        one = 'model="one/model.pt"'
+        assert metrics[f'stylenet_requests_total{{{one},status="200"}}'] == 7
+        assert metrics[f'stylenet_requests_total{{{one},status="415"}}'] == 1
+        assert metrics[f"stylenet_request_seconds_count{{{one}}}"] == 7
+        assert metrics[f"stylenet_megapixels_total{{{one}}}"] == pytest.approx(
+            (5 * 48 * 40 + 2 * 64 * 32) / 1e6
+        )
+        # 7 photos in fewer passes: some shared one.
+        assert metrics[f"stylenet_batch_photos_sum{{{one}}}"] == 7
+        assert metrics[f"stylenet_batch_photos_count{{{one}}}"] < 7
 
 
 def _send_concurrently(url: str, tmp_path: Path) -> None:
