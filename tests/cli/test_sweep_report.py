@@ -142,18 +142,23 @@ def test_pick_writes_an_experiment_config_that_training_composes(
     command = shlex.split(out.split("train it for real with:\n  ")[1].splitlines()[0])
     searchpath = f"hydra.searchpath=[file://{configs.resolve()}]"
     assert command[:3] == ["stylenet-train", searchpath, f"experiment={path.stem}"]
-    composed = subprocess.run(
-        [*TRAIN, *command[1:3], "data.root=PHOTOS", "--cfg", "job"],
+    cfg = _composed(*command[1:3], "data.root=PHOTOS")
+    assert cfg["loss"]["style_weight"] == float(best["loss.style_weight"])
+    assert cfg["loss"]["tv_weight"] == float(best["loss.tv_weight"])
+    assert cfg["style"]["image"] == str(style_path)
+
+
+def _composed(*overrides: str) -> dict:
+    """The job config ``stylenet-train OVERRIDES --cfg job`` composes."""
+    proc = subprocess.run(
+        [*TRAIN, *overrides, "--cfg", "job"],
         capture_output=True,
         text=True,
         env=user_env(),
         timeout=300,
     )
-    assert composed.returncode == 0, composed.stderr[-2000:]
-    cfg = yaml.safe_load(composed.stdout)
-    assert cfg["loss"]["style_weight"] == float(best["loss.style_weight"])
-    assert cfg["loss"]["tv_weight"] == float(best["loss.tv_weight"])
-    assert cfg["style"]["image"] == str(style_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return yaml.safe_load(proc.stdout)
 
 
 @pytest.mark.slow
@@ -268,15 +273,7 @@ def test_a_picked_named_style_keeps_its_style_and_loss_preset(tmp_path: Path) ->
     path = write_experiment(sweep, job, "job 4", tmp_path / "configs")
     assert path == tmp_path / "configs" / "experiment" / "mosaic_tuned.yaml"
     searchpath = f"hydra.searchpath=[file://{tmp_path / 'configs'}]"
-    composed = subprocess.run(
-        [*TRAIN, searchpath, "experiment=mosaic_tuned", "data.root=photos", "--cfg", "job"],
-        capture_output=True,
-        text=True,
-        env=user_env(),
-        timeout=300,
-    )
-    assert composed.returncode == 0, composed.stderr[-2000:]
-    cfg = yaml.safe_load(composed.stdout)
+    cfg = _composed(searchpath, "experiment=mosaic_tuned", "data.root=photos")
     assert (cfg["loss"]["style_weight"], cfg["loss"]["tv_weight"]) == (0.3, 3.0)
     assert cfg["style"]["image"].endswith("mosaic.jpg")
     assert "relu5_1" in cfg["loss"]["style_layers"]  # loss=gatys, as the job had
