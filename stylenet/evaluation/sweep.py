@@ -99,6 +99,7 @@ class Sweep:
     swept: list[str]  # the swept keys, in the order of the overrides
     fixed: dict[str, str]  # the settings every job shares
     grid: bool = True  # a grid over listed values (not a search over ranges)
+    listed: dict[str, list[str]] = field(default_factory=dict)  # a grid's values, as declared
 
     @property
     def axes(self) -> tuple[list[str], list[str]]:
@@ -107,7 +108,10 @@ class Sweep:
         if len(self.swept) not in (1, 2) or not self.grid:
             return [], []
         jobs = [j for j in self.jobs if j.overrides]
-        values = [_sorted_values({j.overrides[k] for j in jobs}) for k in self.swept]
+        values = [
+            _sorted_values({j.overrides[k] for j in jobs} | set(self.listed.get(k, [])))
+            for k in self.swept
+        ]
         return (values[0], values[1]) if len(values) == 2 else ([""], values[0])
 
 
@@ -246,8 +250,16 @@ def read_sweep(folder: str | os.PathLike[str]) -> Sweep:
     fixed = {k: first.overrides[k] for k in keys if k not in swept} if readable else {}
     # A grid: its values were listed (multirun.yaml), or every combination ran.
     combinations = math.prod(len({j.overrides[k] for j in readable}) for k in swept)
-    listed = all(k in declared and "interval(" not in declared[k] for k in swept)
-    return Sweep(root, jobs, swept, fixed, grid=listed or combinations == len(readable))
+    grid = all(k in declared and "interval(" not in declared[k] for k in swept)
+    # Plain comma lists: every value of the grid, the jobs not yet started too.
+    listed = {
+        k: [v.strip() for v in declared[k].split(",")]
+        for k in swept
+        if k in declared and "(" not in declared[k]
+    }
+    return Sweep(
+        root, jobs, swept, fixed, grid=grid or combinations == len(readable), listed=listed
+    )
 
 
 # --- scoring ----------------------------------------------------------------------------------
@@ -546,7 +558,14 @@ def contact_sheet(
             c = cols_v.index(job.overrides[sweep.swept[-1]])
             placed.setdefault((r + 1, c), job)
         n_rows, n_cols = len(rows_v) + 1, max(len(cols_v), 1)
+        waiting = [
+            (r + 1, c)
+            for r in range(len(rows_v))
+            for c in range(n_cols)
+            if (r + 1, c) not in placed
+        ]
     else:
+        waiting = []
         n_cols = max(1, min(3, len(sweep.jobs)))
         for i, job in enumerate(sweep.jobs):
             placed[(1 + i // n_cols, i % n_cols)] = job
@@ -586,6 +605,13 @@ def contact_sheet(
             detail = f"{job.status}: {job.reason}" if job.reason else job.status
         cell = put(r, c, job.samples or None, [job.label(sweep.swept), detail])
         cells.append(Cell(job.name, cell.box, cell.label))
+    for r, c in waiting:  # a grid point no job has started yet
+        values = [rows_v[r - 1], cols_v[c]] if len(sweep.swept) == 2 else [cols_v[c]]
+        label = " ".join(
+            f"{short_key(k, sweep.swept)}={short_value(v)}"
+            for k, v in zip(sweep.swept, values, strict=True)
+        )
+        put(r, c, None, [label, "not started"])
     return sheet, cells
 
 
@@ -685,7 +711,9 @@ def write_report(
         return Report(sweep, [], files, [], unscored)
     originals = [tensor_to_pil(load_image_tensor(p, size=size)) for p in photos]
     sheet, cells = contact_sheet(sweep, originals)
-    save_image(sheet, folder / "contact_sheet.jpg", overwrite=True)
+    data = io.BytesIO()
+    sheet.save(data, format="JPEG", quality=85)  # a README-sized file for a 3×3 sheet
+    atomic_write(folder / "contact_sheet.jpg", lambda fh: fh.write(data.getvalue()), overwrite=True)
     files["contact_sheet.jpg"] = folder / "contact_sheet.jpg"
     if pareto_plot(sweep, folder / "pareto.png", x=x):
         files["pareto.png"] = folder / "pareto.png"

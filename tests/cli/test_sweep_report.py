@@ -21,6 +21,7 @@ from stylenet.evaluation.sweep import (
     SCORE_FILE,
     Sweep,
     SweepJob,
+    contact_sheet,
     pareto_front,
     read_sweep,
     write_experiment,
@@ -278,3 +279,25 @@ def test_a_picked_named_style_keeps_its_style_and_loss_preset(tmp_path: Path) ->
     assert cfg["style"]["image"].endswith("mosaic.jpg")
     assert "relu5_1" in cfg["loss"]["style_layers"]  # loss=gatys, as the job had
     assert cfg["data"]["root"] == "photos"  # the data and the budget stay the user's
+
+
+def test_a_grid_not_yet_started_has_every_declared_point(tmp_path: Path) -> None:
+    """The grid's values come from Hydra's multirun.yaml: the sheet shows the points no job
+    has reached yet (as "not started" cells), on the axes they will have."""
+    (tmp_path / "multirun.yaml").write_text(
+        "hydra:\n  overrides:\n    task: [style=mosaic, 'loss.style_weight=0.25,0.5,1.0']\n"
+        "  sweeper:\n    params:\n      loss.tv_weight: 1,10\n"
+    )
+    write_job_record(
+        tmp_path / "0",
+        JobRecord(
+            "running", overrides=["style=mosaic", "loss.style_weight=0.25", "loss.tv_weight=1"]
+        ),
+    )
+    sweep = read_sweep(tmp_path)
+    assert sweep.swept == ["loss.style_weight", "loss.tv_weight"] and sweep.grid
+    assert sweep.axes == (["0.25", "0.5", "1.0"], ["1", "10"])
+    sheet, cells = contact_sheet(sweep, [Image.new("RGB", (40, 30), (200, 10, 10))], thumb=40)
+    assert [c.job for c in cells] == [None, "0"]
+    # The header row, then three rows of two cells (five of them "not started").
+    assert sheet.height > 4 * 40 and sheet.width > 2 * 40
