@@ -644,20 +644,37 @@ def pareto_plot(sweep: Sweep, path: Path, *, x: str = "content") -> bool:
         label="Pareto front",
         drawstyle="steps-post",
     )
-    for job in scored:
-        text = job.label(sweep.swept)
+    # Each point: "#job (values)", the keys named once in the title; points that nearly
+    # coincide get their labels on alternate sides.
+    placed: list[tuple[float, float]] = []
+    span_x = (max(j.scores[x] for j in scored) - min(j.scores[x] for j in scored)) or 1.0
+    span_y = (max(j.scores["style"] for j in scored) - min(j.scores["style"] for j in scored)) or 1
+    for job in sorted(scored, key=lambda j: (j.scores[x], j.scores["style"])):
+        point = (job.scores[x], job.scores["style"])
+        values = ", ".join(short_value(job.overrides.get(k, "?")) for k in sweep.swept)
+        text = f"#{job.name} ({values})" if values else f"#{job.name}"
         if job.status != "finished":
-            text += f" ({job.status})"
+            text += f" {job.status}"
+        near = sum(
+            abs(point[0] - p[0]) < 0.04 * span_x and abs(point[1] - p[1]) < 0.04 * span_y
+            for p in placed
+        )
+        placed.append(point)
         ax.annotate(
             text,
-            (job.scores[x], job.scores["style"]),
+            point,
             textcoords="offset points",
-            xytext=(4, 4),
+            xytext=(5, 4 - 11 * near),
             fontsize=7,
         )
+    keys = ", ".join(short_key(k, sweep.swept) for k in sweep.swept)
     ax.set_xlabel(f"held-out {'LPIPS to the photo' if x == 'lpips' else 'content loss'}")
     ax.set_ylabel("held-out style loss")
-    ax.set_title(f"{sweep.folder.name}: {len(scored)} scored job(s), lower-left is better")
+    ax.set_title(
+        f"{sweep.folder.name}: {len(scored)} scored job(s), lower-left is better\n"
+        f"points: #job ({keys})",
+        fontsize=10,
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
