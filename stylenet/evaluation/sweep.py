@@ -592,8 +592,8 @@ def contact_sheet(
             draw.text((left, top + img_h + 2 + k * line), text, fill=(0, 0, 0), font=font)
         return Cell(None, box, "\n".join(lines[:2]))
 
-    axes = " x ".join(sweep.swept) if len(sweep.swept) <= 2 else "jobs in order"
-    first = put(0, 0, list(photos), ["the held-out photos", f"rows x columns: {axes}"])
+    layout = f"rows x columns: {' x '.join(sweep.swept)}" if rows_v else "the jobs in order"
+    first = put(0, 0, list(photos), ["the held-out photos", layout])
     cells.append(first)
     for (r, c), job in sorted(placed.items()):
         if job.samples:
