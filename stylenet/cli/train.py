@@ -32,7 +32,6 @@ from stylenet.evaluation.jobs import (
     JOB_RECORD,
     JobRecord,
     clean_metrics,
-    read_job_record,
     write_job_record,
 )
 from stylenet.training.inputs import check_inputs
@@ -84,23 +83,22 @@ def hydra_main(cfg: DictConfig) -> float | list[float] | None:
     _State.started = True
     record = JobRecord("running", overrides=_task_overrides())
     folder = _job_folder() if _rank() == 0 else None
+    # Whether this job's end goes into the folder's record: once its inputs are accepted the
+    # folder is its own; before that only a sweep's job writes one, and only into a folder
+    # without one (a refused rerun must not overwrite the record of the run it refused).
+    owns_record = False
     try:
-        try:
-            check_inputs(cfg)  # a bad path fails here, before seconds of imports
-        except Exception:
-            # A sweep's job that fails its checks is named in the sweep's report; a refused
-            # rerun of a finished run must not overwrite that run's record.
-            if _in_sweep() and folder is not None and read_job_record_quietly(folder) is None:
-                write_job_record(folder, record.ended("failed", reason=_reason(sys.exc_info()[1])))
-            raise
+        owns_record = _in_sweep() and folder is not None and not (folder / JOB_RECORD).exists()
+        check_inputs(cfg)  # a bad path fails here, before seconds of imports
         if folder is not None:
             _save_hydra_record(cfg)
             write_job_record(folder, record)
+            owns_record = True
         from stylenet.training.run import train  # Lightning, torchvision
 
         metrics = train(cfg)
     except BaseException as err:
-        if folder is not None and (folder / JOB_RECORD).exists():
+        if owns_record and folder is not None:
             write_job_record(folder, record.ended(_end_status(err), reason=_reason(err)))
         if not isinstance(err, Exception):
             raise
@@ -180,14 +178,6 @@ def _job_folder() -> Path | None:
     folder = Path(HydraConfig.get().runtime.output_dir)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-def read_job_record_quietly(folder: Path) -> JobRecord | None:
-    """The folder's job record; a damaged one counts as a record (it is not overwritten)."""
-    try:
-        return read_job_record(folder)
-    except ValueError:
-        return JobRecord("failed")
 
 
 def _save_hydra_record(cfg: DictConfig) -> None:

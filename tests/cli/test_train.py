@@ -435,6 +435,8 @@ def test_sigkill_then_resume_auto_loses_at_most_one_checkpoint_interval(
     torch.save({"global_step": 10**6, "x": PlantedCode(marker)}, ckpts / "step9999999.ckpt")
     record = {p.name: p.read_bytes() for p in (run_dir / ".hydra").iterdir()}
     assert set(record) == {"config.yaml", "hydra.yaml", "overrides.yaml"}
+    job = (run_dir / "job.json").read_bytes()  # "running": the kill left no word
+    assert json.loads(job)["status"] == "running"
 
     # The same command again refuses to reuse the folder, and leaves its record as it was.
     again = subprocess.run(
@@ -442,6 +444,7 @@ def test_sigkill_then_resume_auto_loses_at_most_one_checkpoint_interval(
     )
     assert again.returncode == 2 and "resume=auto continues it" in again.stderr
     assert {p.name: p.read_bytes() for p in (run_dir / ".hydra").iterdir()} == record
+    assert (run_dir / "job.json").read_bytes() == job
     # Continuing with another network is refused by name, before anything is built.
     other = subprocess.run(
         [*cmd, "resume=auto", "model=johnson"],
