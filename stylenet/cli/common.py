@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -182,6 +183,15 @@ def chosen_style(args: argparse.Namespace) -> dict[str, Any]:
     from stylenet.inference.styles import parse_mix
 
     return {"style": args.style, "mix": parse_mix(args.mix) if args.mix else None}
+
+
+def process_rank() -> int:
+    """This process's rank, from the variables Lightning reads (its rank_zero_only), without
+    importing Lightning (stylenet-train checks its inputs before it is loaded)."""
+    for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
+        if key in os.environ:
+            return int(os.environ[key])
+    return 0
 
 
 def report(prog: str, err: BaseException) -> None:

@@ -26,7 +26,15 @@ from typing import TYPE_CHECKING, Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from stylenet.cli.common import EPILOG, EXIT_OK, ArgumentParser, at_least, positive_float, run
+from stylenet.cli.common import (
+    EPILOG,
+    EXIT_OK,
+    ArgumentParser,
+    at_least,
+    positive_float,
+    process_rank,
+    run,
+)
 
 if TYPE_CHECKING:
     from stylenet.evaluation.sweep import Report, Sweep
@@ -123,48 +131,28 @@ def report_sweep(
 ) -> Report:
     """Read, score and report the sweep in `folder` (`stylenet.evaluation.sweep`), and log the
     report to W&B per `wandb`."""
-    from stylenet.evaluation.sweep import read_sweep, write_report
+    from stylenet.evaluation.sweep import job_configs, read_sweep, write_report
 
     sweep = read_sweep(folder)
     chosen, note = choose_photos(sweep, photos, count)
     report = write_report(
         sweep, chosen, size=size, x=x, note=note, device=device, progress=progress
     )
-    if _wandb_on(sweep, wandb):
-        _log_wandb(report, x)
+    if wandb != "off" and os.environ.get("WANDB_MODE") != "disabled":
+        loggers = next(job_configs(sweep), {}).get("logger") or {}
+        if wandb == "on" or "wandb" in loggers:  # auto: when the jobs logged there
+            _log_wandb(report, x, loggers.get("wandb") or {})
     return report
 
 
-def _job_config(sweep: Sweep) -> dict[str, Any]:
-    import yaml
-
-    for job in sweep.jobs:
-        path = job.folder / "config.yaml"
-        try:
-            cfg = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
-            continue
-        if isinstance(cfg, dict):
-            return cfg
-    return {}
-
-
-def _wandb_on(sweep: Sweep, choice: str) -> bool:
-    if choice == "off" or os.environ.get("WANDB_MODE") == "disabled":
-        return False
-    if choice == "on":
-        return True
-    return "wandb" in (_job_config(sweep).get("logger") or {})
-
-
-def _log_wandb(report: Report, x: str) -> None:
+def _log_wandb(report: Report, x: str, settings: dict[str, Any]) -> None:
     """The report's table, contact sheet and Pareto plot as one W&B run (job type
-    ``sweep-report``) in the jobs' project and group; offline unless logged in (as training)."""
+    ``sweep-report``) in the jobs' project and group (`settings`: their ``logger.wandb``);
+    offline unless logged in (as training)."""
     import wandb
 
     from stylenet.training.loggers import wandb_logged_in
 
-    settings = (_job_config(report.sweep).get("logger") or {}).get("wandb") or {}
     mode = os.environ.get("WANDB_MODE") or ("online" if wandb_logged_in() else "offline")
     run = wandb.init(
         project=settings.get("project") or "stylenet",
@@ -250,10 +238,7 @@ class ReportAtSweepEnd(Callback):
         self.size, self.x, self.wandb = size, x, wandb
 
     def _report(self, folder: str | None, final: bool) -> None:
-        for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
-            if os.environ.get(key, "0") != "0":
-                return  # one report per job: rank 0's
-        if not self.enabled or not folder:
+        if process_rank() != 0 or not self.enabled or not folder:  # one report: rank 0's
             return
         try:
             report_sweep(

@@ -26,12 +26,13 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from stylenet import resolvers
-from stylenet.cli.common import EXIT_USAGE, exit_code
+from stylenet.cli.common import EXIT_USAGE, exit_code, process_rank
 from stylenet.errors import FileReadError, StylenetError
 from stylenet.evaluation.jobs import (
     JOB_RECORD,
     JobRecord,
     clean_metrics,
+    one_line,
     write_job_record,
 )
 from stylenet.training.inputs import check_inputs
@@ -45,15 +46,6 @@ class _State:
 
     started = False  # a job began: Hydra composed its config
     exit_code = 0
-
-
-def _rank() -> int:
-    """This process's rank, from the variables Lightning reads (its rank_zero_only), without
-    importing Lightning: the inputs are checked before it is loaded."""
-    for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
-        if key in os.environ:
-            return int(os.environ[key])
-    return 0
 
 
 def _debug() -> bool:
@@ -82,7 +74,7 @@ def hydra_main(cfg: DictConfig) -> float | list[float] | None:
     sweepers. Keeps the job's record (`stylenet.evaluation.jobs`) in its run folder."""
     _State.started = True
     record = JobRecord("running", overrides=_task_overrides())
-    folder = _job_folder() if _rank() == 0 else None
+    folder = _job_folder() if process_rank() == 0 else None
     # Whether this job's end goes into the folder's record: once its inputs are accepted the
     # folder is its own; before that only a sweep's job writes one, and only into a folder
     # without one (a refused rerun must not overwrite the record of the run it refused).
@@ -106,7 +98,7 @@ def hydra_main(cfg: DictConfig) -> float | list[float] | None:
         if user_error is None or _debug():
             raise
         message, code = user_error
-        if _rank() == 0:
+        if process_rank() == 0:
             print(f"{PROG}: {message}", file=sys.stderr, flush=True)
         _State.exit_code = max(_State.exit_code, code)
         return None
@@ -115,7 +107,7 @@ def hydra_main(cfg: DictConfig) -> float | list[float] | None:
             "finished", steps=int(metrics["global_step"]), metrics=clean_metrics(metrics)
         )
         write_job_record(folder, done)
-    if _rank() == 0:
+    if process_rank() == 0:
         print(f"run dir: {metrics['run_dir']}", flush=True)
         print(f"model:   {metrics['model_path']}", flush=True)
     return _objective(cfg.get("optimized_metric"), metrics)
@@ -155,9 +147,7 @@ def _reason(err: BaseException | None) -> str:
     if err is None:
         return "unknown error"
     user_error = _user_error(err) if isinstance(err, Exception) else None
-    text = user_error[0] if user_error else f"{type(err).__name__}: {err}".rstrip(": ")
-    line = " ".join(text.split())
-    return line if len(line) <= 300 else line[:297] + "..."
+    return one_line(user_error[0] if user_error else f"{type(err).__name__}: {err}".rstrip(": "))
 
 
 def _task_overrides() -> list[str]:

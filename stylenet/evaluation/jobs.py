@@ -54,6 +54,12 @@ class JobRecord:
         )
 
 
+def one_line(text: str, limit: int = 300) -> str:
+    """`text` as one line of at most `limit` characters (a record's or a report's reason)."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
 def clean_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     """The finite numbers of `metrics` (a run's ``run_dir`` and paths left out)."""
     out = {}

@@ -21,7 +21,7 @@ import logging
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ from stylenet.evaluation.evaluate import (
     training_loss,
     write_text,
 )
-from stylenet.evaluation.jobs import JOB_RECORD, JobRecord, read_job_record
+from stylenet.evaluation.jobs import JOB_RECORD, JobRecord, one_line, read_job_record
 from stylenet.evaluation.metrics import LPIPS, LPIPS_MIN_SIDE
 from stylenet.inference.api import load
 from stylenet.inference.model_file import read_card
@@ -265,17 +265,22 @@ def read_sweep(folder: str | os.PathLike[str]) -> Sweep:
 # --- scoring ----------------------------------------------------------------------------------
 
 
+def job_configs(sweep: Sweep) -> Iterator[dict[str, Any]]:
+    """The resolved configs (``config.yaml``) of the sweep's jobs that wrote a readable one."""
+    for job in sweep.jobs:
+        path = job.folder / "config.yaml"
+        try:
+            cfg = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue
+        if isinstance(cfg, dict):
+            yield cfg
+
+
 def default_photos(sweep: Sweep) -> tuple[Path | None, str]:
     """The held-out photos a sweep's jobs name (``evaluate.content``, else ``data.val_root``),
     and where that came from; (None, why) when they name none."""
-    for job in sweep.jobs:
-        cfg_path = job.folder / "config.yaml"
-        if not cfg_path.is_file():
-            continue
-        try:
-            cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
-            continue
+    for cfg in job_configs(sweep):
         for source in ("evaluate.content", "data.val_root"):
             node: Any = cfg
             for part in source.split("."):
@@ -370,7 +375,7 @@ def score_sweep(
     (they keep no scores; the report names them).
 
     Raises:
-        ConfigError: No photos, or a photo too small for LPIPS at `size`.
+        ConfigError: A photo too small for LPIPS at `size`.
         FileReadError: A photo cannot be read.
     """
     scoring: _Scoring | None = None
@@ -395,7 +400,7 @@ def score_sweep(
         try:
             scoring.score(job)
         except Exception as err:  # a damaged or foreign model.pt: named, the rest go on
-            reason = " ".join(f"{type(err).__name__}: {err}".split())[:300]
+            reason = one_line(f"{type(err).__name__}: {err}")
             log.warning("cannot score job %s (%s): %s", job.name, job.model, reason)
             failures.append((job, reason))
             job.scores, job.samples = {}, []
@@ -415,9 +420,7 @@ def pick_photos(photos: str | os.PathLike[str], count: int) -> list[Path]:
     """
     try:
         found = find_images(photos)
-    except (FileNotFoundError, ValueError) as err:
-        raise ConfigError(f"--photos {photos}: {err}") from None
-    except FileReadError as err:
+    except (FileNotFoundError, ValueError, FileReadError) as err:
         raise ConfigError(f"--photos {photos}: {err}") from None
     if not found:
         raise ConfigError(f"--photos {photos}: no photos there")

@@ -169,10 +169,14 @@ class StylizeAPI(ls.LitAPI):
         """The model a request asks for, if it is one on offer ("" otherwise: a metric's label
         is never a name a client made up)."""
         try:
-            label = _text(form, "model") or next(iter(self.files))
+            label = self._model_label(form)
         except Exception:
             return ""
         return label if label in self.files else ""
+
+    def _model_label(self, form: Any) -> str:
+        """The model a request names (``model``), or the first on offer."""
+        return _text(form, "model") or next(iter(self.files))
 
     def batch(self, inputs: list[Job | Refusal]) -> list[Job | Refusal]:
         return list(inputs)
@@ -207,7 +211,7 @@ class StylizeAPI(ls.LitAPI):
             return Refusal(
                 400, "send the photo as the request body, or as a multipart file field 'image'"
             )
-        label = _text(form, "model") or next(iter(self.files))
+        label = self._model_label(form)
         if label not in self.files:
             return Refusal(
                 404,
