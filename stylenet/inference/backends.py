@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from stylenet.errors import ConfigError
-from stylenet.inference.export import DEFAULT_OPSET, onnx_model_proto, script_wrapper
+from stylenet.inference.export import DEFAULT_OPSET, ONNX_FORM, onnx_model_proto, script_wrapper
 from stylenet.inference.model_card import ModelCard
 from stylenet.inference.model_file import ModelFileError, open_model
 from stylenet.inference.styles import StyleKey, style_weights
@@ -445,10 +445,10 @@ def choose_backend(
 
 def converted_onnx(path: Path, net: ImageNetwork) -> Path | bytes:
     """`net` (loaded from the model file `path`) as an ONNX model: the cached file in
-    stylenet's cache (``onnx/``, keyed by the model file's content, the opset and torch's
-    version) if there is one, else converted now (seconds) and cached for the next time; the
-    model's bytes where the cache cannot be written."""
-    key = f"{_file_digest(path)}-opset{DEFAULT_OPSET}-torch{torch.__version__}"
+    stylenet's cache (``onnx/``, keyed by the model file's content, the opset, `ONNX_FORM` and
+    torch's version) if there is one, else converted now (seconds) and cached for the next time;
+    the model's bytes where the cache cannot be written."""
+    key = f"{_file_digest(path)}-opset{DEFAULT_OPSET}-form{ONNX_FORM}-torch{torch.__version__}"
     cached = cache_dir() / "onnx" / f"{key.replace('+', '_')}.onnx"
     if cached.is_file():
         return cached

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stylenet.errors import ConfigError
-from stylenet.models.transformer import ConvLayer
+from stylenet.models.transformer import ConvLayer, UpsampleConvLayer
 
 
 @dataclass(frozen=True)
@@ -97,10 +97,10 @@ class UpsampleConvReLU(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.conv = ConvLayer(channels, channels, 3)
+        self.conv = UpsampleConvLayer(channels, channels, 3)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.relu(self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest")))
+        return F.relu(self.conv(x))
 
 
 # The last conv's initial weights, as a fraction of PyTorch's default init (see the network).

@@ -102,14 +102,30 @@ class ConvLayer(nn.Module):
         return self.conv(self.pad(x))
 
 
+class UpsampleConvLayer(ConvLayer):
+    """Nearest ×2 upsample → reflection pad → conv: the upsampling half of the paper's
+    fractionally strided convs (see module docstring). A `ConvLayer` with the same parameter names,
+    so model files do not see the difference; `stylenet.models.rewrite` computes it faster for
+    export."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(self.pad(F.interpolate(x, scale_factor=2.0, mode="nearest")))
+
+
 class ConvNormReLU(nn.Sequential):
     """Conv → affine instance norm → ReLU: the paper's c/d blocks."""
 
     def __init__(
-        self, in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, num_styles: int = 1
+        self,
+        in_ch: int,
+        out_ch: int,
+        kernel_size: int,
+        stride: int = 1,
+        num_styles: int = 1,
+        conv: type[ConvLayer] | None = None,
     ) -> None:
         super().__init__(
-            ConvLayer(in_ch, out_ch, kernel_size, stride),
+            (conv or ConvLayer)(in_ch, out_ch, kernel_size, stride),
             _norm(num_styles, out_ch),
             nn.ReLU(inplace=True),
         )
@@ -125,10 +141,12 @@ class UpsampleConvNormReLU(nn.Module):
 
     def __init__(self, in_ch: int, out_ch: int, kernel_size: int = 3, num_styles: int = 1) -> None:
         super().__init__()
-        self.block = ConvNormReLU(in_ch, out_ch, kernel_size, num_styles=num_styles)
+        self.block = ConvNormReLU(
+            in_ch, out_ch, kernel_size, num_styles=num_styles, conv=UpsampleConvLayer
+        )
 
     def forward(self, x: Tensor, style_weights: Tensor | None = None) -> Tensor:
-        return self.block(F.interpolate(x, scale_factor=2.0, mode="nearest"), style_weights)
+        return self.block(x, style_weights)
 
 
 class ResidualBlock(nn.Module):
