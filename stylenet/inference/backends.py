@@ -415,8 +415,8 @@ def choose_backend(
 
     - an export: its own backend;
     - an option only PyTorch honours (bf16/fp16, channels-last, compile): eager;
-    - the CPU: ONNX Runtime where it is installed (1024²: 0.55-0.62× eager's time here, outputs
-      within 4e-6);
+    - the CPU: ONNX Runtime where it is installed (1024²: 0.56× eager's time here on the
+      rewritten graph of `stylenet.models.rewrite`, outputs within 1.1e-6);
     - a GPU: eager fp32 (on an H200, channels-last, fp16, bf16 and TorchScript were slower, and
       compile won only at the first size it compiled for).
     """
@@ -437,7 +437,7 @@ def choose_backend(
         if importlib.util.find_spec("onnxruntime") is None:
             return (
                 "eager",
-                "onnxruntime is not installed: pip install onnxruntime for ~0.6× the time",
+                "onnxruntime is not installed: pip install onnxruntime for ~0.56× the time",
             )
         return "onnxruntime", "fastest exact on the CPU"
     return "eager", f"fastest exact on {device.type}"
