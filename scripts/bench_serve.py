@@ -11,6 +11,10 @@ are per-request latencies. The baseline stylizes the same decoded photos one at 
 
     python scripts/bench_serve.py                                # random-init Johnson net
     python scripts/bench_serve.py --model run/model.pt --sizes 512 --clients 16
+
+This 2-core machine's throughput drifts by ±5% between runs of the same level, which is the size
+of the server's overhead at 512²: ``--repeats R`` runs every level and the baseline R times and
+reports medians, with the range of the level's ratios.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import io
 import os
 import platform
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -53,6 +58,16 @@ class Level:
     @property
     def throughput(self) -> float:
         return self.ok / self.seconds if self.seconds else float("nan")
+
+    @classmethod
+    def pooled(cls, levels: list[Level]) -> Level:
+        """Every answer of repeated runs of one level, over their summed seconds."""
+        pooled = cls(seconds=sum(level.seconds for level in levels))
+        for level in levels:
+            pooled.latencies += level.latencies
+            pooled.ok, pooled.refused = pooled.ok + level.ok, pooled.refused + level.refused
+            pooled.lost += level.lost
+        return pooled
 
     def percentile(self, q: float) -> float:
         if not self.latencies:
@@ -178,6 +193,9 @@ def main() -> None:
     parser.add_argument("--batch-timeout", type=float, default=0.01)
     parser.add_argument("--requests", type=int, default=48, help="requests per level")
     parser.add_argument("--max-seconds", type=float, default=120, help="per level")
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="runs of every level and baseline (medians)"
+    )
     args = parser.parse_args()
     os.environ.pop("STYLENET_BACKEND", None)  # the default backend, as a user gets it
 
@@ -196,9 +214,12 @@ def main() -> None:
         # Sizes interleaved, so that concurrent requests differ in size.
         mixed = [p for same in zip(*per_size.values(), strict=True) for p in same]
         mixed = mixed[: args.requests]
-        base: dict[str, float] = {}
-        for name, work in [*((f"{s}²", w) for s, w in per_size.items()), ("mixed", mixed)]:
-            base[name], backend = in_process(model, [img for _, _, img in work[:16]])
+        rates: dict[str, list[float]] = {}
+        for _ in range(args.repeats):  # interleaved, so that a slow minute touches every size
+            for name, work in [*((f"{s}²", w) for s, w in per_size.items()), ("mixed", mixed)]:
+                rate, backend = in_process(model, [img for _, _, img in work[:16]])
+                rates.setdefault(name, []).append(rate)
+        base = {name: statistics.median(runs) for name, runs in rates.items()}
         print(
             f"in-process baseline ({backend}, sequential): "
             + ", ".join(f"{name} {rate:.2f} img/s" for name, rate in base.items())
@@ -218,10 +239,17 @@ def main() -> None:
                         body = next(b for s, b, _ in work if s == size)
                         httpx.post(f"{srv.url}/stylize", content=body, timeout=600)
                     for clients in args.clients:
-                        level = load(srv.url, [b for _, b, _ in work], clients, args.max_seconds)
+                        runs = [
+                            load(srv.url, [b for _, b, _ in work], clients, args.max_seconds)
+                            for _ in range(args.repeats)
+                        ]
+                        level = Level.pooled(runs)
+                        ratios = sorted(run.throughput / base[name] for run in runs)
+                        spread = f" ({ratios[0]:.2f}–{ratios[-1]:.2f})" if len(runs) > 1 else ""
                         print(
                             f"| {'off' if batch == 1 else batch} | {name} | {clients} | "
-                            f"{level.throughput:.2f} | ×{level.throughput / base[name]:.2f} | "
+                            f"{statistics.median(run.throughput for run in runs):.2f} | "
+                            f"×{statistics.median(ratios):.2f}{spread} | "
                             f"{level.percentile(0.5):.2f} | {level.percentile(0.99):.2f} | "
                             f"{level.ok} / {level.refused} / {level.lost} |",
                             flush=True,
