@@ -30,6 +30,7 @@ whole network 1.98 s → 1.65 s.
 from __future__ import annotations
 
 import copy
+import itertools
 
 import torch
 import torch.nn.functional as F
@@ -114,15 +115,11 @@ class SpaceToDepthConvLayer(nn.Module):
         # (out, a, b, p, q, in, m, n): output channel o·4 + 2a + b (depth-to-space), input
         # channel (2p + q)·in + c (the concatenated parities below).
         phases = weight.new_zeros(out_ch, 2, 2, 2, 2, in_ch, taps, taps)
-        for a in range(2):
-            for b in range(2):
-                for p in range(2):
-                    for q in range(2):
-                        for m in range(taps):
-                            for n in range(taps):
-                                kh, kw = 2 * m + p - a, 2 * n + q - b
-                                if 0 <= kh < k and 0 <= kw < k:
-                                    phases[:, a, b, p, q, :, m, n] = weight[:, :, kh, kw]
+        for a, b, p, q in itertools.product((0, 1), repeat=4):
+            for m, n in itertools.product(range(taps), repeat=2):
+                kh, kw = 2 * m + p - a, 2 * n + q - b
+                if 0 <= kh < k and 0 <= kw < k:
+                    phases[:, a, b, p, q, :, m, n] = weight[:, :, kh, kw]
         self.register_buffer(
             "weight", phases.reshape(out_ch * 4, in_ch * 4, taps, taps).contiguous()
         )
