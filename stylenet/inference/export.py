@@ -15,10 +15,10 @@ pad/crop needs scripted integer arithmetic). ONNX uses torch's dynamo exporter (
 with symbolic batch/height/width), the default since torch 2.9; the TorchScript-based exporter is
 deprecated. The ONNX graph is the network's `inference_form` (`stylenet.models.rewrite`): the same
 function with its upsampling convs and its 3-channel output conv rewritten for ONNX Runtime's
-kernels (0.83× the time at 1024² on a CPU), verified like any export. Neither file is frozen or
-optimized for inference: optimize_for_inference bakes CPU-only (MKLDNN) ops into the graph; the
-plain files run on any device ``torch.jit.load(map_location=...)`` / ONNX Runtime providers
-choose.
+kernels (README, "Exports: TorchScript and ONNX"), verified like any export. Neither file is
+frozen or optimized for inference: optimize_for_inference bakes CPU-only (MKLDNN) ops into the
+graph; the plain files run on any device ``torch.jit.load(map_location=...)`` / ONNX Runtime
+providers choose.
 """
 
 from __future__ import annotations
