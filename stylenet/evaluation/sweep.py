@@ -88,8 +88,8 @@ class SweepJob:
 
     def label(self, keys: Sequence[str]) -> str:
         """``#3 style_weight=0.5 tv_weight=10`` for the swept `keys` (their last part)."""
-        parts = [f"{short_key(k, keys)}={short_value(self.overrides.get(k, '?'))}" for k in keys]
-        return " ".join([f"#{self.name}", *parts])
+        point = point_label(keys, [self.overrides.get(k, "?") for k in keys])
+        return f"#{self.name} {point}" if point else f"#{self.name}"
 
 
 @dataclass
@@ -125,6 +125,13 @@ def short_value(value: str) -> str:
     """A number with more than 4 significant digits (a search's draw) to 3; the rest as is."""
     number = _number(value)
     return f"{number:.3g}" if number is not None and len(value) > 6 else value
+
+
+def point_label(keys: Sequence[str], values: Sequence[str]) -> str:
+    """``style_weight=0.5 tv_weight=10``: a grid point, its keys shortened among `keys`."""
+    return " ".join(
+        f"{short_key(k, keys)}={short_value(v)}" for k, v in zip(keys, values, strict=True)
+    )
 
 
 def _number(value: str) -> float | None:
@@ -610,11 +617,7 @@ def contact_sheet(
         cells.append(Cell(job.name, cell.box, cell.label))
     for r, c in waiting:  # a grid point no job has started yet
         values = [rows_v[r - 1], cols_v[c]] if len(sweep.swept) == 2 else [cols_v[c]]
-        label = " ".join(
-            f"{short_key(k, sweep.swept)}={short_value(v)}"
-            for k, v in zip(sweep.swept, values, strict=True)
-        )
-        put(r, c, None, [label, "not started"])
+        put(r, c, None, [point_label(sweep.swept, values), "not started"])
     return sheet, cells
 
 
@@ -731,9 +734,8 @@ def write_report(
         return Report(sweep, [], files, [], unscored)
     originals = [tensor_to_pil(load_image_tensor(p, size=size)) for p in photos]
     sheet, cells = contact_sheet(sweep, originals)
-    data = io.BytesIO()
-    sheet.save(data, format="JPEG", quality=85)  # a README-sized file for a 3×3 sheet
-    atomic_write(folder / "contact_sheet.jpg", lambda fh: fh.write(data.getvalue()), overwrite=True)
+    # Quality 85: a README-sized file for a 3×3 sheet.
+    save_image(sheet, folder / "contact_sheet.jpg", overwrite=True, quality=85)
     files["contact_sheet.jpg"] = folder / "contact_sheet.jpg"
     if pareto_plot(sweep, folder / "pareto.png", x=x):
         files["pareto.png"] = folder / "pareto.png"

@@ -32,7 +32,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import torch
@@ -61,6 +61,8 @@ DEFAULT_OPSET = 18
 # 2: the network's inference_form (sub-pixel upsampling convs, space-to-depth output conv).
 ONNX_FORM = 2
 MIN_OPSET = 18
+
+Net = TypeVar("Net", bound=nn.Module)
 
 
 def max_opset() -> int:
@@ -129,7 +131,7 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-def _cpu_copy(net: nn.Module) -> nn.Module:
+def _cpu_copy(net: Net) -> Net:
     # Export from an fp32 CPU copy: the files stay portable (map_location / providers pick the
     # device at load time) and the caller's module is never touched.
     return copy.deepcopy(net).float().cpu().eval()
@@ -180,7 +182,7 @@ def onnx_model_proto(net: ImageNetwork, *, opset: int = DEFAULT_OPSET) -> onnx.M
     check_opset(opset)
     multi = num_styles(net) > 1
     scale = SizeRule.of(net).scale
-    form = inference_form(cast(ImageNetwork, _cpu_copy(net)))
+    form = inference_form(_cpu_copy(net))
     wrapper = (StylePadCrop if multi else PadCrop)(form).eval()
     batch = torch.export.Dim("batch")
     dims = {0: batch, 2: torch.export.Dim("height"), 3: torch.export.Dim("width")}

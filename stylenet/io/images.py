@@ -362,17 +362,22 @@ def image_format(path: str | os.PathLike[str]) -> str:
 
 
 def save_image(
-    image: Tensor | Image.Image, path: str | os.PathLike[str], *, overwrite: bool = False
+    image: Tensor | Image.Image,
+    path: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    quality: int = _JPEG_QUALITY,
 ) -> Path:
     """Writes an image atomically; the format comes from the file extension.
 
     The image is written to a temporary file in the same folder and moved into place, so a
-    crash never leaves a half-written image under ``path``. JPEG and WebP use quality 95.
+    crash never leaves a half-written image under ``path``.
 
     Args:
         image: (3, H, W) / (1, 3, H, W) tensor in [0, 1], or a PIL image.
         path: Destination; missing parent folders are created.
         overwrite: Replace an existing file instead of refusing.
+        quality: JPEG and WebP quality (95 by default).
 
     Returns:
         ``path`` as a Path.
@@ -383,7 +388,7 @@ def save_image(
     """
     path = Path(path)
     fmt = image_format(path)
-    return atomic_write(path, lambda fh: _write(image, fh, fmt), overwrite=overwrite)
+    return atomic_write(path, lambda fh: _write(image, fh, fmt, quality), overwrite=overwrite)
 
 
 def encode_image(image: Tensor | Image.Image, fmt: str) -> bytes:
@@ -394,11 +399,13 @@ def encode_image(image: Tensor | Image.Image, fmt: str) -> bytes:
     return buffer.getvalue()
 
 
-def _write(image: Tensor | Image.Image, fh: BinaryIO, fmt: str) -> None:
+def _write(
+    image: Tensor | Image.Image, fh: BinaryIO, fmt: str, quality: int = _JPEG_QUALITY
+) -> None:
     img = tensor_to_pil(image) if isinstance(image, Tensor) else image
     if fmt in ("JPEG", "MPO") and img.mode not in ("RGB", "L", "CMYK"):
         img = _to_rgb(img)
-    params = {"quality": _JPEG_QUALITY} if fmt in ("JPEG", "MPO", "WEBP") else {}
+    params = {"quality": quality} if fmt in ("JPEG", "MPO", "WEBP") else {}
     img.save(fh, format=fmt, **params)
 
 
