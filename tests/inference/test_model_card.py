@@ -13,9 +13,7 @@ import stylenet
 from stylenet.inference.model_card import CARD_VERSION, CardError, ModelCard, StyleRecord
 from stylenet.inference.model_file import ModelFileError, load_network, read_card, save_model
 from stylenet.models import SuperResolutionNet, TransformerNet
-from tests.helpers import tiny_net
-
-FIXTURES = Path(__file__).parents[1] / "fixtures"
+from tests.helpers import save_tiny_multistyle_model, tiny_net
 
 
 def test_a_card_round_trips_through_plain_data(tmp_path: Path) -> None:
@@ -58,32 +56,84 @@ def test_the_file_stores_the_networks_own_name_config_and_scale(tmp_path: Path) 
         load_network(tmp_path / "other.pt")
 
 
-def test_a_model_file_written_before_cards_loads_and_stylizes_bit_identically() -> None:
-    outputs = torch.load(FIXTURES / "legacy_outputs.pt", weights_only=True)
-    net, card = load_network(FIXTURES / "legacy_one_style.pt")
+# What stylenet-train wrote into a model file's free metadata dict before model cards.
+LEGACY_LOSS = {
+    "_target_": "stylenet.losses.PerceptualLoss",
+    "content_layers": ["relu2_2"],
+    "style_layers": {"relu1_2": 1.0, "relu2_2": 1.0, "relu3_3": 1.0, "relu4_3": 1.0},
+    "content_weight": 1.0,
+    "style_weight": 0.5,
+    "tv_weight": 10.0,
+    "pixel_weight": 0.0,
+    "vgg": {"_target_": "stylenet.losses.VGG16Features", "_partial_": True, "weights": None},
+}
+LEGACY_STYLES = ["mosaic", "candy", "udnie"]
+
+
+def write_legacy_model(path: Path, net: TransformerNet, metadata: dict) -> Path:
+    """`net` in the file layout stylenet wrote before model cards (format
+    "stylenet.TransformerNet" version 1, as `save_model` wrote it up to commit 11a58e3): its
+    config, state dict and a free metadata dict."""
+    payload = {
+        "format": "stylenet.TransformerNet",
+        "format_version": 1,
+        "config": net.config.to_dict(),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
+        "metadata": metadata,
+    }
+    torch.save(payload, path)
+    return path
+
+
+@pytest.fixture
+def legacy(tmp_path: Path) -> dict[str, tuple[Path, TransformerNet]]:
+    """A one-style and a 3-style legacy model file, with the networks they were written from."""
+    common = {"style_image": "/data/styles/mosaic.jpg", "style_size": 256, "image_size": 128}
+    one = tiny_net()
+    one_meta = {**common, "loss": LEGACY_LOSS, "global_step": 1000}
+    _, multi = save_tiny_multistyle_model(tmp_path / "multi", LEGACY_STYLES)
+    styles = [
+        {"name": n, "image": f"/data/styles/{n}.jpg", "size": 256, "style_scale": 1.0}
+        for n in LEGACY_STYLES
+    ]
+    multi_meta = {**common, "loss": LEGACY_LOSS, "global_step": 600, "styles": styles}
+    return {
+        "one": (write_legacy_model(tmp_path / "legacy_one.pt", one, one_meta), one),
+        "multi": (write_legacy_model(tmp_path / "legacy_multi.pt", multi, multi_meta), multi),
+    }
+
+
+def test_a_model_file_written_before_cards_loads_and_stylizes_bit_identically(legacy) -> None:
+    (one_path, one), (multi_path, multi_net) = legacy["one"], legacy["multi"]
+    x = torch.rand(2, 3, 20, 24, generator=torch.Generator().manual_seed(1))
+    net, card = load_network(one_path)
     assert isinstance(net, TransformerNet) and card.version == 1
     assert card.styles == (StyleRecord("mosaic", "/data/styles/mosaic.jpg", 256),)
     assert (card.training.global_step, card.training.image_size) == (1000, 128)
     assert card.loss["style_weight"] == 0.5 and card.task == "style"
     with torch.no_grad():
-        assert torch.equal(net(outputs["input"]), outputs["one_style"])
+        expected = one(x)
+        assert torch.equal(net(x), expected)
     # Through the public API too, which pads and crops around the network.
-    stylize = stylenet.load(FIXTURES / "legacy_one_style.pt", device="cpu")
-    assert torch.equal(stylize(outputs["input"]), outputs["one_style"])
+    stylize = stylenet.load(one_path, device="cpu")
+    assert torch.equal(stylize(x), expected)
 
-    multi = stylenet.load(FIXTURES / "legacy_multi_style.pt", device="cpu", style="candy")
-    assert multi.styles == ["mosaic", "candy", "udnie"]
-    for name, expected in outputs["multi_style"].items():
-        assert torch.equal(multi.with_style(name)(outputs["input"]), expected), name
+    multi = stylenet.load(multi_path, device="cpu", style="candy")
+    assert multi.styles == LEGACY_STYLES
+    for i, name in enumerate(LEGACY_STYLES):
+        with torch.no_grad():
+            expected = multi_net(x, torch.eye(3)[[i, i]])
+        assert torch.equal(multi.with_style(name)(x), expected), name
 
 
-def test_a_legacy_file_is_written_back_with_a_card(tmp_path: Path) -> None:
-    net, card = load_network(FIXTURES / "legacy_multi_style.pt")
+def test_a_legacy_file_is_written_back_with_a_card(legacy, tmp_path: Path) -> None:
+    legacy_path = legacy["multi"][0]
+    net, card = load_network(legacy_path)
     path = save_model(net, tmp_path / "model.pt", card=card)
     again = read_card(path)
-    assert again.style_names(3) == ["mosaic", "candy", "udnie"]
+    assert again.style_names(3) == LEGACY_STYLES
     assert again.config == {"base_channels": 8, "num_residual_blocks": 1, "num_styles": 3}
-    assert read_card(FIXTURES / "legacy_multi_style.pt").config == again.config
+    assert read_card(legacy_path).config == again.config
 
 
 def test_default_card_of_a_bare_save(tmp_path: Path) -> None:
