@@ -57,6 +57,8 @@ class FinalCheckpoint(Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         callback = trainer.checkpoint_callback
         if isinstance(callback, ModelCheckpoint) and callback.dirpath and trainer.global_step > 0:
+            # A write, not a load: the full checkpoint (optimizer and loop state) that resume needs;
+            # every read goes through stylenet.training.checkpoints (weights_only=True).
             trainer.save_checkpoint(Path(callback.dirpath) / "last.ckpt", weights_only=False)
 
 

@@ -215,4 +215,6 @@ class StopOnSignal(Callback):
     def _save(trainer: pl.Trainer) -> None:
         callback = trainer.checkpoint_callback
         if isinstance(callback, ModelCheckpoint) and callback.dirpath and trainer.global_step:
+            # A write, not a load: the full checkpoint (optimizer and loop state) that resume needs;
+            # every read goes through stylenet.training.checkpoints (weights_only=True).
             trainer.save_checkpoint(Path(callback.dirpath) / "last.ckpt", weights_only=False)
